@@ -1,0 +1,28 @@
+"""Installs enas_tf: Efficient Neural Architecture Search for Keras 3 / TF 2."""
+import setuptools
+
+setuptools.setup(
+    name="enas_tf",
+    version="0.1.0",
+    description=("Efficient Neural Architecture Search (Pham et al., 2018) "
+                 "with Keras 3 and TensorFlow 2."),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=setuptools.find_packages(include=["enas_tf", "enas_tf.*"]),
+    install_requires=[
+        "tensorflow>=2.16",
+        "keras>=3",
+        "tensorflow-datasets",
+        "importlib_resources",  # tensorflow-datasets 4.9 imports it
+        "absl-py",
+        "numpy",
+    ],
+    extras_require={"test": ["pytest", "hypothesis"]},
+    entry_points={
+        "console_scripts": [
+            "enas-search-ptb=enas_tf.cli.search_ptb:run",
+        ],
+    },
+    scripts=["bin/search_ptb"],
+)
