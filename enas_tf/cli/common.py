@@ -1,0 +1,197 @@
+"""Flags shared by the search binaries, and the code that turns them into a run.
+
+Flag names are the official scripts' own, so their command lines work
+unchanged. Flags those scripts pass but the official programs never defined
+(``--nochild_lstm_e_skip``, ``--controller_selection_threshold``,
+``--child_num_cell_layers``) are accepted and ignored with a warning.
+"""
+
+import os
+import sys
+
+import keras
+import tensorflow as tf
+from absl import flags
+from absl import logging
+
+from enas_tf.controller import reinforce
+from enas_tf.search_space import arcs
+from enas_tf.training import run_dir
+from enas_tf.training import search
+
+FLAGS = flags.FLAGS
+
+# Where and how long -------------------------------------------------------
+flags.DEFINE_string("output_dir", "outputs", "Directory of the run's checkpoints, "
+                    "TensorBoard events, arcs.jsonl, best_arc.txt and summary.json. "
+                    "An existing run there resumes unless --reset_output_dir.")
+flags.DEFINE_boolean("reset_output_dir", False, "Delete --output_dir before starting.")
+flags.DEFINE_string("data_path", None, "Directory holding the data set.")
+flags.DEFINE_enum("search_for", None, ["enas", "macro", "micro"],
+                  "Search space: 'enas' (PTB cell), 'macro' or 'micro' (CIFAR-10).")
+flags.DEFINE_integer("batch_size", 64, "Training minibatch size.", lower_bound=1)
+flags.DEFINE_integer("eval_batch_size", 10, "Batch size of full-set evaluation.",
+                     lower_bound=1)
+flags.DEFINE_integer("num_epochs", 150, "Epochs (child phase + controller phase each).",
+                     lower_bound=1)
+flags.DEFINE_integer("child_steps_per_epoch", 0, "Shared-weight steps per epoch; "
+                     "0 = one full pass over the training data.", lower_bound=0)
+flags.DEFINE_integer("log_every", 50, "Write child scalars every this many steps.",
+                     lower_bound=1)
+flags.DEFINE_integer("eval_every_epochs", 1, "Full validation every this many epochs.",
+                     lower_bound=1)
+flags.DEFINE_integer("max_checkpoints", 3, "Checkpoints kept in --output_dir.",
+                     lower_bound=1)
+flags.DEFINE_integer("seed", 0, "Seed of weight init, dropout and arc sampling.")
+flags.DEFINE_boolean("verbose", True, "Show a progress bar for the child phase.")
+
+# The child (shared by all spaces) ------------------------------------------
+flags.DEFINE_string("child_fixed_arc", None, "Train this architecture from scratch "
+                    "(official space-separated format) instead of searching.")
+flags.DEFINE_string("child_fixed_arc_file", None, "Like --child_fixed_arc, read "
+                    "from a file such as a search's best_arc.txt.")
+flags.DEFINE_integer("child_num_layers", 1, "PTB: recurrent layers (1 only); "
+                     "CIFAR: layers of the network.", lower_bound=1)
+flags.DEFINE_float("child_lr", 20.0, "Child learning rate (PTB; CIFAR uses "
+                   "--child_lr_max with the cosine schedule).", lower_bound=0.0)
+flags.DEFINE_float("child_l2_reg", 1e-7, "l2 weight of the child.", lower_bound=0.0)
+flags.DEFINE_float("child_grad_bound", 0.25, "Global-norm gradient clip of the child.",
+                   lower_bound=0.0)
+flags.DEFINE_enum("child_optim_algo", "sgd", ["sgd", "momentum"],
+                  "Child optimizer: plain SGD (PTB) or Nesterov momentum (CIFAR).")
+
+# The controller -------------------------------------------------------------
+flags.DEFINE_boolean("controller_training", True, "Train the controller (search). "
+                     "--nocontroller_training with --child_fixed_arc trains a fixed arc.")
+flags.DEFINE_integer("controller_train_every", 1, "Controller phase every N epochs.",
+                     lower_bound=1)
+flags.DEFINE_integer("controller_train_steps", 100, "Controller updates per phase.",
+                     lower_bound=1)
+flags.DEFINE_integer("controller_num_aggregate", 10, "Sampled arcs averaged per "
+                     "controller update.", lower_bound=1)
+flags.DEFINE_float("controller_lr", 0.00035, "Controller Adam learning rate.",
+                   lower_bound=0.0)
+flags.DEFINE_float("controller_tanh_constant", 2.5, "Logits become c * tanh(logits).",
+                   lower_bound=0.0)
+flags.DEFINE_float("controller_temperature", 5.0, "Logits are divided by this first "
+                   "(0 disables).", lower_bound=0.0)
+flags.DEFINE_float("controller_entropy_weight", 1e-4, "Weight of the sample entropy "
+                   "added to the reward.", lower_bound=0.0)
+flags.DEFINE_float("controller_bl_dec", 0.99, "Decay of the reward's moving-average "
+                   "baseline.", lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_integer("controller_lstm_size", 100, "Controller LSTM size "
+                     "(official: 100 PTB, 64 CIFAR).", lower_bound=1)
+flags.DEFINE_boolean("controller_sync_replicas", True, "Accepted for the official "
+                     "scripts; gradients of --controller_num_aggregate arcs are always "
+                     "averaged per update.")
+flags.DEFINE_integer("derive_num_samples", 100, "Arcs sampled at the end of a search "
+                     "to pick the best (the paper's 'several').", lower_bound=1)
+flags.DEFINE_integer("derive_num_batches", 1, "Validation batches each derived arc is "
+                     "scored on (the paper: one minibatch).", lower_bound=1)
+
+# Export -------------------------------------------------------------------
+flags.DEFINE_string("export_dir", None, "Fixed-arc runs export a SavedModel to "
+                    "<export_dir>/<model_name>/<version>/ (default <output_dir>/export).")
+flags.DEFINE_string("model_name", None, "Model name in the TF Serving layout.")
+
+# Accepted for the official scripts, never defined by the official programs.
+flags.DEFINE_boolean("child_lstm_e_skip", False, "Ignored: passed by the official PTB "
+                     "scripts but never defined by the official program.")
+flags.DEFINE_integer("controller_selection_threshold", None, "Ignored: passed by "
+                     "ptb_final.sh but never defined by the official program.")
+flags.DEFINE_integer("child_num_cell_layers", None, "Ignored: passed by the official "
+                     "macro scripts but never defined by the official program.")
+
+_IGNORED_FLAGS = ("child_lstm_e_skip", "controller_selection_threshold",
+                  "child_num_cell_layers")
+
+
+class UsageError(ValueError):
+    """A flag combination that cannot run; the message is one line."""
+
+
+def warn_ignored_flags():
+    for name in _IGNORED_FLAGS:
+        if FLAGS[name].present:
+            logging.warning("--%s is accepted for the official scripts and ignored.", name)
+
+
+def fixed_arc_text():
+    """The fixed arc from --child_fixed_arc or --child_fixed_arc_file, or None."""
+    if FLAGS.child_fixed_arc and FLAGS.child_fixed_arc_file:
+        raise UsageError("give --child_fixed_arc or --child_fixed_arc_file, not both")
+    if FLAGS.child_fixed_arc_file:
+        try:
+            with open(FLAGS.child_fixed_arc_file, encoding="utf-8") as f:
+                return f.read()
+        except OSError as e:
+            raise UsageError(f"--child_fixed_arc_file={FLAGS.child_fixed_arc_file}: "
+                             f"cannot read it ({e.strerror})") from None
+    return FLAGS.child_fixed_arc
+
+
+def check_mode(fixed_arc):
+    if fixed_arc is not None and FLAGS.controller_training:
+        raise UsageError("a fixed arc trains without a controller: add "
+                         "--nocontroller_training, or drop --child_fixed_arc to search")
+    if fixed_arc is None and not FLAGS.controller_training:
+        logging.warning("--nocontroller_training without a fixed arc: the shared "
+                        "weights train on arcs of the untrained controller (the paper's "
+                        "ablation)")
+
+
+def write_flags_file(output_dir, modules):
+    """Writes the effective flags of ``modules`` as a reusable --flagfile."""
+    lines = ["# Effective flags of this run; rerun with --flagfile=<this file>."]
+    by_module = FLAGS.flags_by_module_dict()
+    for module in modules:
+        for flag in sorted(by_module.get(module.__name__, []), key=lambda f: f.name):
+            if flag.value is not None:
+                lines.append(flag.serialize())
+    run_dir.write_text(os.path.join(output_dir, run_dir.FLAGS), "\n".join(lines) + "\n")
+
+
+def effective_flags(modules):
+    by_module = FLAGS.flags_by_module_dict()
+    return {flag.name: flag.value for module in modules
+            for flag in by_module.get(module.__name__, [])}
+
+
+def loop_config(default_model_name):
+    return search.LoopConfig(
+        num_epochs=FLAGS.num_epochs,
+        controller_training=FLAGS.controller_training,
+        controller_train_every=FLAGS.controller_train_every,
+        controller_train_steps=FLAGS.controller_train_steps,
+        controller_num_aggregate=FLAGS.controller_num_aggregate,
+        eval_every_epochs=FLAGS.eval_every_epochs,
+        derive_num_samples=FLAGS.derive_num_samples,
+        derive_num_batches=FLAGS.derive_num_batches,
+        log_every=FLAGS.log_every,
+        max_checkpoints=FLAGS.max_checkpoints,
+        export_dir=FLAGS.export_dir or os.path.join(FLAGS.output_dir, "export"),
+        model_name=FLAGS.model_name or default_model_name,
+        verbose=FLAGS.verbose)
+
+
+def build_reinforce(controller):
+    """REINFORCE with the official Adam settings (beta1 0, epsilon 1e-3)."""
+    optimizer = keras.optimizers.Adam(FLAGS.controller_lr, beta_1=0.0, epsilon=1e-3)
+    return reinforce.Reinforce(
+        controller, optimizer, baseline_decay=FLAGS.controller_bl_dec,
+        entropy_weight=FLAGS.controller_entropy_weight)
+
+
+def seed_everything():
+    """Seeds weight init; returns the checkpointed generator for everything else."""
+    keras.utils.set_random_seed(FLAGS.seed)
+    return tf.random.Generator.from_seed(FLAGS.seed)
+
+
+def exit_on_user_error(fn, user_errors=()):
+    """Runs ``fn``; bad input ends the process with its one-line message."""
+    try:
+        return fn()
+    except (UsageError, arcs.ArcError) + tuple(user_errors) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

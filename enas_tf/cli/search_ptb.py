@@ -1,0 +1,130 @@
+"""bin/search_ptb: search a recurrent cell on PTB, or train a fixed one.
+
+Search:  bin/search_ptb --flagfile=flags/ptb_search.cfg --data_path=DIR
+Final:   bin/search_ptb --flagfile=flags/ptb_final.cfg --data_path=DIR \\
+             --child_fixed_arc_file=<search output_dir>/best_arc.txt
+"""
+
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+
+from enas_tf.cli import common
+from enas_tf.controller import rnn_controller
+from enas_tf.data import ptb
+from enas_tf.models import ptb_child
+from enas_tf.search_space import rnn
+from enas_tf.training import ptb_task
+from enas_tf.training import run_dir
+from enas_tf.training import search
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_integer("child_rhn_depth", 12, "Nodes of the recurrent cell (N).",
+                     lower_bound=2)
+flags.DEFINE_integer("child_lstm_hidden_size", 1000, "Hidden (and embedding) size.",
+                     lower_bound=1)
+flags.DEFINE_integer("child_bptt_steps", 35, "Truncated BPTT length.", lower_bound=1)
+flags.DEFINE_float("child_lstm_e_keep", 1.0, "Keep probability of whole words "
+                   "(embedding dropout).", lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_float("child_lstm_x_keep", 1.0, "Keep probability of the cell input "
+                   "(variational).", lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_float("child_lstm_h_keep", 1.0, "Keep probability of the recurrent "
+                   "state (variational).", lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_float("child_lstm_o_keep", 1.0, "Keep probability of the cell output "
+                   "(variational).", lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_float("child_init_range", 0.04, "Weights start uniform in +-this.",
+                   lower_bound=0.0)
+flags.DEFINE_integer("child_lr_dec_start", 15, "First epoch of the lr staircase.",
+                     lower_bound=0)
+flags.DEFINE_integer("child_lr_dec_every", 1, "Epochs per lr decay.", lower_bound=1)
+flags.DEFINE_float("child_lr_dec_rate", 0.96, "Factor of each lr decay.",
+                   lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_float("child_lr_dec_min", 0.0, "Floor of the decayed lr.", lower_bound=0.0)
+flags.DEFINE_float("child_rnn_slowness_reg", 0.0, "Weight of the penalty on changes "
+                   "of the cell output between steps.", lower_bound=0.0)
+flags.DEFINE_float("controller_reward_constant", 80.0, "Reward = c / valid perplexity "
+                   "(the paper leaves c unstated; the official code uses 80).",
+                   lower_bound=0.0)
+
+
+def config_from_flags():
+    if FLAGS.search_for not in (None, "enas"):
+        raise common.UsageError(f"bin/search_ptb searches the PTB cell: --search_for "
+                                f"must be 'enas'. Received: {FLAGS.search_for}")
+    if FLAGS.child_num_layers != 1:
+        raise common.UsageError("the ENAS PTB cell has one recurrent layer: "
+                                f"--child_num_layers must be 1. Received: {FLAGS.child_num_layers}")
+    if FLAGS.child_optim_algo != "sgd":
+        raise common.UsageError("the PTB child trains with plain SGD: --child_optim_algo "
+                                f"must be 'sgd'. Received: {FLAGS.child_optim_algo}")
+    if not FLAGS.data_path:
+        raise common.UsageError("--data_path must name a directory holding "
+                                "ptb.train.txt, ptb.valid.txt and ptb.test.txt")
+    return ptb_task.PtbConfig(
+        num_nodes=FLAGS.child_rhn_depth,
+        hidden_size=FLAGS.child_lstm_hidden_size,
+        batch_size=FLAGS.batch_size,
+        bptt=FLAGS.child_bptt_steps,
+        eval_batch_size=FLAGS.eval_batch_size,
+        keep_probs=ptb_child.KeepProbs(
+            embedding=FLAGS.child_lstm_e_keep, inputs=FLAGS.child_lstm_x_keep,
+            state=FLAGS.child_lstm_h_keep, outputs=FLAGS.child_lstm_o_keep),
+        init_range=FLAGS.child_init_range,
+        lr=FLAGS.child_lr,
+        lr_dec_start=FLAGS.child_lr_dec_start,
+        lr_dec_every=FLAGS.child_lr_dec_every,
+        lr_dec_rate=FLAGS.child_lr_dec_rate,
+        lr_dec_min=FLAGS.child_lr_dec_min,
+        grad_bound=FLAGS.child_grad_bound,
+        l2_reg=FLAGS.child_l2_reg,
+        slowness_reg=FLAGS.child_rnn_slowness_reg,
+        reward_constant=FLAGS.controller_reward_constant,
+        steps_per_epoch=FLAGS.child_steps_per_epoch)
+
+
+def search_ptb():
+    """Parses flags into a config, then runs the search or the fixed training."""
+    common.warn_ignored_flags()
+    config = config_from_flags()
+    arc_text = common.fixed_arc_text()
+    fixed_arc = None if arc_text is None else rnn.RnnSpace(config.num_nodes).from_string(arc_text)
+    common.check_mode(fixed_arc)
+    data = ptb.load_ptb(FLAGS.data_path)
+    run_dir.prepare(FLAGS.output_dir, FLAGS.reset_output_dir)
+    modules = [common, sys.modules[__name__]]
+    common.write_flags_file(FLAGS.output_dir, modules)
+    data.vocab.save(f"{FLAGS.output_dir}/vocab.txt")
+    rng = common.seed_everything()
+    task = ptb_task.PtbTask(config, data, rng, fixed_arc=fixed_arc)
+    controller = reinforce = None
+    if fixed_arc is None:
+        controller = rnn_controller.RnnController(
+            config.num_nodes, lstm_size=FLAGS.controller_lstm_size,
+            tanh_constant=FLAGS.controller_tanh_constant,
+            temperature=FLAGS.controller_temperature)
+        reinforce = common.build_reinforce(controller)
+    loop = search.SearchLoop(
+        task, common.loop_config("enas_ptb"), FLAGS.output_dir, rng,
+        controller=controller, reinforce=reinforce,
+        run_metadata={"space": "ptb", "flags": common.effective_flags(modules)})
+    summary = loop.run()
+    logging.info("Done: best arc %s; valid ppl %s; test ppl %s", summary.get("best_arc"),
+                 summary.get("valid_ppl"), summary.get("test_ppl"))
+    print(f"best_arc: {summary.get('best_arc')}")
+    for key in ("best_reward", "valid_ppl", "test_ppl", "num_params", "export_path"):
+        if summary.get(key) is not None:
+            print(f"{key}: {summary[key]}")
+    return summary
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    common.exit_on_user_error(search_ptb, user_errors=(ptb.PtbDataError,))
+
+
+def run():
+    app.run(main)

@@ -1,0 +1,111 @@
+"""The ENAS controller: an LSTM policy that samples architectures.
+
+The machinery every space shares lives in ``Controller``: the bias-free
+LSTM of the official code, the logit shaping (temperature, then
+``tanh_constant * tanh``), and one categorical decision that either samples
+(stateless, from an explicit seed, so resumed runs sample the same arcs) or
+scores a given choice (``arc=...``), returning its log-probability and the
+entropy of its distribution. Subclasses walk their space's decisions.
+"""
+
+import dataclasses
+
+import keras
+import tensorflow as tf
+
+
+@dataclasses.dataclass
+class ControllerSample:
+    """One sampled (or scored) architecture and its policy statistics."""
+
+    arc: tf.Tensor  # int32 [arc_length]
+    log_prob: tf.Tensor  # sum of the decisions' log-probabilities
+    entropy: tf.Tensor  # sum of the decisions' distribution entropies
+    penalty: tf.Tensor  # extra loss term (the macro skip KL), 0 elsewhere
+
+
+class Controller(keras.layers.Layer):
+    """Base of the space-specific policies (bias-free one-layer LSTM)."""
+
+    def __init__(self, lstm_size, tanh_constant=None, temperature=None,
+                 init_range=0.1, **kwargs):
+        super().__init__(**kwargs)
+        self.lstm_size = lstm_size
+        self.tanh_constant = tanh_constant
+        self.temperature = temperature
+        self.init_range = init_range
+
+    def _init(self):
+        return keras.initializers.RandomUniform(-self.init_range, self.init_range)
+
+    def _weight(self, name, shape):
+        return self.add_weight(shape=shape, initializer=self._init(), name=name)
+
+    def build(self, input_shape=None):
+        self.w_lstm = self._weight("w_lstm", (2 * self.lstm_size, 4 * self.lstm_size))
+        self.g_emb = self._weight("g_emb", (1, self.lstm_size))
+
+    def lstm(self, inputs, c, h):
+        """One step of the official bias-free LSTM; inputs, c, h are [1, size]."""
+        gates = tf.matmul(tf.concat([inputs, h], axis=1), self.w_lstm)
+        i, f, o, g = tf.split(gates, 4, axis=1)
+        c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+        return c, tf.sigmoid(o) * tf.tanh(c)
+
+    def zero_state(self):
+        zeros = tf.zeros([1, self.lstm_size])
+        return zeros, zeros
+
+    def shape_logits(self, logits, tanh_constant=None):
+        """Temperature, then tanh squashing: keeps the policy from collapsing."""
+        tanh_constant = self.tanh_constant if tanh_constant is None else tanh_constant
+        if self.temperature:
+            logits = logits / self.temperature
+        if tanh_constant:
+            logits = tanh_constant * tf.tanh(logits)
+        return logits
+
+    def sample(self, seed, arc=None):
+        """Samples an arc from ``seed`` (int [2]), or scores the given ``arc``."""
+        raise NotImplementedError
+
+    def call(self, seed):
+        return self.sample(seed)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(lstm_size=self.lstm_size, tanh_constant=self.tanh_constant,
+                      temperature=self.temperature, init_range=self.init_range)
+        return config
+
+
+class Decisions:
+    """Collects one architecture's decisions, sampled or forced."""
+
+    def __init__(self, seed, num_decisions, forced_arc=None):
+        self.forced_arc = forced_arc
+        self.seeds = (None if forced_arc is not None else
+                      tf.unstack(tf.random.experimental.stateless_split(
+                          tf.cast(seed, tf.int64), num_decisions)))
+        self.choices, self.log_probs, self.entropies = [], [], []
+
+    def choose(self, logits):
+        """logits [1, K] -> int32 scalar choice, recording its statistics."""
+        position = len(self.choices)
+        if self.forced_arc is not None:
+            choice = self.forced_arc[position]
+        else:
+            choice = tf.random.stateless_categorical(
+                logits, 1, self.seeds[position], dtype=tf.int32)[0, 0]
+        log_p = tf.nn.log_softmax(logits)[0]
+        self.log_probs.append(log_p[choice])
+        self.entropies.append(-tf.reduce_sum(tf.exp(log_p) * log_p))
+        self.choices.append(choice)
+        return choice
+
+    def result(self, penalty=0.0):
+        return ControllerSample(
+            arc=tf.stack(self.choices),
+            log_prob=tf.add_n(self.log_probs),
+            entropy=tf.add_n(self.entropies),
+            penalty=tf.convert_to_tensor(penalty, tf.float32))

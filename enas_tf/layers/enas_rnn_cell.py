@@ -1,0 +1,187 @@
+"""The ENAS recurrent cell over shared weights (Pham et al., 2018, sec. 2.2).
+
+Every node computes a highway step from one earlier node j::
+
+    c = sigmoid(h_j W^c),  h = c * f(h_j W^h) + (1 - c) * h_j
+
+with node 0 reading [x_t, h_{t-1}]. The cell output is the mean of the loose
+ends (nodes no other node reads).
+
+In search mode (``fixed_arc=None``) the layer owns one weight matrix per
+(node, previous node) edge, stacked as ``[num_edges, H, 2H]``; the arc
+tensor gathers the chosen edges once per call (so their gradient is sparse)
+and ``tf.switch_case`` runs only the chosen activation. One trace serves
+every architecture. In fixed mode the layer creates only the chosen edges'
+weights and wires them in Python: the static network for final training
+and export. Both modes share ``_node_step``.
+"""
+
+import keras
+import tensorflow as tf
+
+from enas_tf.search_space import rnn
+
+_ACTIVATION_FNS = {"tanh": tf.tanh, "relu": tf.nn.relu,
+                   "identity": tf.identity, "sigmoid": tf.sigmoid}
+ACTIVATION_FNS = tuple(_ACTIVATION_FNS[name] for name in rnn.ACTIVATIONS)
+
+
+def edge_index(node, prev):
+    """Row of the (node, prev) edge in the stacked shared weights."""
+    return node * (node - 1) // 2 + prev
+
+
+@keras.saving.register_keras_serializable(package="enas_tf")
+class EnasRnnCell(keras.layers.Layer):
+    """Runs an ENAS cell over a whole sequence.
+
+    Call: ``cell(inputs [B, T, E], state [B, H], arc, state_mask=None)`` ->
+    ``(outputs [B, T, H], final_state [B, H])``. ``arc`` is an int32 tensor
+    in search mode and ignored (may be None) in fixed mode. ``state_mask``
+    is the variational dropout mask applied to h_{t-1} at every step. With
+    a static T the time loop is unrolled; with an unknown T (serving) it is
+    a ``tf.while_loop`` over the same step.
+    """
+
+    def __init__(self, num_nodes, hidden_size, fixed_arc=None,
+                 init_range=0.04, **kwargs):
+        super().__init__(**kwargs)
+        self.space = rnn.RnnSpace(num_nodes)
+        self.num_nodes = num_nodes
+        self.hidden_size = hidden_size
+        self.init_range = init_range
+        self.fixed_arc = (None if fixed_arc is None else
+                          self.space.to_string(self._as_arc(fixed_arc)))
+        self.fixed_cell = (None if fixed_arc is None else
+                           self.space.decode(self.space.from_string(self.fixed_arc)))
+
+    def _as_arc(self, arc):
+        return self.space.from_string(arc) if isinstance(arc, str) else arc
+
+    @property
+    def num_edges(self):
+        return self.num_nodes - 1 if self.fixed_cell else edge_index(self.num_nodes, 0)
+
+    def build(self, inputs_shape, *args, **kwargs):
+        init = keras.initializers.RandomUniform(-self.init_range, self.init_range)
+        two_h = 2 * self.hidden_size
+        self.w_input = self.add_weight(
+            shape=(inputs_shape[-1], two_h), initializer=init, name="w_input")
+        self.w_state = self.add_weight(
+            shape=(self.hidden_size, two_h), initializer=init, name="w_state")
+        self.w_edges = self.add_weight(
+            shape=(self.num_edges, self.hidden_size, two_h), initializer=init,
+            name="w_edges")
+
+    def call(self, inputs, state, arc=None, state_mask=None):
+        prevs, acts = self._choices(arc)
+        if self.fixed_cell is None:
+            loose = self._loose_end_weights(tf.stack(prevs))
+        else:
+            loose = self.fixed_cell.loose_ends
+        cell = _Wiring(prevs, acts, self.edge_weights_for(arc), loose)
+        # Node 0's input projection for all steps in one matmul.
+        x_proj = tf.matmul(inputs, self.w_input)
+        w_state = tf.convert_to_tensor(self.w_state)
+
+        def step(x_t, h):
+            if state_mask is not None:
+                h_in = h * state_mask
+            else:
+                h_in = h
+            return cell.step(x_t + tf.matmul(h_in, w_state), h)
+
+        if inputs.shape[1] is not None:
+            outputs = []
+            for t in range(inputs.shape[1]):
+                state = step(x_proj[:, t], state)
+                outputs.append(state)
+            return tf.stack(outputs, axis=1), state
+        return _while_over_time(step, x_proj, state)
+
+    def _choices(self, arc):
+        """(previous node of nodes 1.., activation of nodes 0..): ints or tensors."""
+        if self.fixed_cell is not None:
+            return self.fixed_cell.prev_nodes, self.fixed_cell.activations
+        arc = self._checked(tf.convert_to_tensor(arc, tf.int32))
+        prevs = [arc[rnn.RnnSpace.prev_position(l)] for l in range(1, self.num_nodes)]
+        acts = [arc[rnn.RnnSpace.activation_position(l)] for l in range(self.num_nodes)]
+        return prevs, acts
+
+    def edge_weights_for(self, arc):
+        """The [H, 2H] weight of each node >= 1's chosen edge (what l2 sees)."""
+        if self.fixed_cell is not None:
+            return tf.unstack(tf.convert_to_tensor(self.w_edges))
+        prevs, _ = self._choices(arc)
+        rows = tf.stack([edge_index(l, p) for l, p in enumerate(prevs, start=1)])
+        return tf.unstack(tf.gather(self.w_edges, rows))
+
+    def _checked(self, arc):
+        """Fails loudly on a bad arc tensor: switch_case would run the last branch."""
+        bounds = tf.constant(self.space.bounds)
+        ok = tf.logical_and(
+            tf.equal(tf.shape(arc)[0], self.space.arc_length),
+            tf.reduce_all(tf.logical_and(arc >= 0, arc < bounds)))
+        with tf.control_dependencies([tf.debugging.Assert(
+                ok, ["ptb arc out of range for", self.num_nodes, "nodes:", arc])]):
+            return tf.identity(arc)
+
+    def _loose_end_weights(self, prevs):
+        """[N] float weights averaging the nodes that no node reads."""
+        used = tf.reduce_max(tf.one_hot(prevs, self.num_nodes), axis=0)
+        loose = 1.0 - used
+        return loose / tf.reduce_sum(loose)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(num_nodes=self.num_nodes, hidden_size=self.hidden_size,
+                      fixed_arc=self.fixed_arc, init_range=self.init_range)
+        return config
+
+
+class _Wiring:
+    """One time step of the cell for given (possibly tensor) choices."""
+
+    def __init__(self, prevs, acts, edge_weights, loose):
+        self.prevs, self.acts = prevs, acts
+        self.edge_weights, self.loose = edge_weights, loose
+
+    def step(self, node0_preactivation, h_prev):
+        nodes = [_highway(node0_preactivation, h_prev, self.acts[0])]
+        for node in range(1, len(self.acts)):
+            prev = self.prevs[node - 1]
+            if isinstance(prev, int):
+                h_j = nodes[prev]
+            else:
+                h_j = tf.gather(tf.stack(nodes), prev)
+            preact = tf.matmul(h_j, self.edge_weights[node - 1])
+            nodes.append(_highway(preact, h_j, self.acts[node]))
+        if isinstance(self.loose, tuple):
+            return tf.add_n([nodes[i] for i in self.loose]) / len(self.loose)
+        return tf.tensordot(self.loose, tf.stack(nodes), axes=1)
+
+
+def _highway(preactivation, h_in, activation):
+    candidate, gate = tf.split(preactivation, 2, axis=-1)
+    if isinstance(activation, int):
+        value = ACTIVATION_FNS[activation](candidate)
+    else:
+        value = tf.switch_case(
+            activation, [lambda fn=fn: fn(candidate) for fn in ACTIVATION_FNS])
+    return h_in + tf.sigmoid(gate) * (value - h_in)
+
+
+def _while_over_time(step, x_proj, state):
+    """The time loop for an unknown sequence length (serving)."""
+    steps = tf.shape(x_proj)[1]
+    x_by_time = tf.transpose(x_proj, [1, 0, 2])
+    outputs = tf.TensorArray(x_proj.dtype, size=steps)
+
+    def body(t, h, outputs):
+        h = step(x_by_time[t], h)
+        return t + 1, h, outputs.write(t, h)
+
+    _, state, outputs = tf.while_loop(
+        lambda t, *_: t < steps, body, (tf.constant(0), state, outputs))
+    return tf.transpose(outputs.stack(), [1, 0, 2]), state
+

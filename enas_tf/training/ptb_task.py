@@ -1,0 +1,216 @@
+"""The Penn Treebank child task: a language model whose cell is searched.
+
+Training is stateful truncated BPTT (the recurrent state carries from one
+window to the next within an epoch), SGD with the paper's per-epoch decay,
+global-norm gradient clipping, l2 on the weights the arc used and the
+optional slowness (temporal activation) penalty of ``ptb_final.sh``.
+Perplexities are exp of the mean per-token loss over every token of a
+split, with no per-token capping (the official evaluation capped losses at
+10 nats, which under-reported test perplexity).
+"""
+
+import dataclasses
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from enas_tf.data import ptb
+from enas_tf.export import saved_model
+from enas_tf.models import ptb_child
+from enas_tf.search_space import diagrams
+from enas_tf.search_space import rnn
+from enas_tf.training import schedules
+from enas_tf.training import task
+
+
+@dataclasses.dataclass(frozen=True)
+class PtbConfig:
+    """The child's hyper-parameters (flag names in comments)."""
+
+    num_nodes: int = 12  # child_rhn_depth
+    hidden_size: int = 1000  # child_lstm_hidden_size
+    batch_size: int = 64  # batch_size
+    bptt: int = 35  # child_bptt_steps
+    eval_batch_size: int = 10  # eval_batch_size
+    keep_probs: ptb_child.KeepProbs = ptb_child.KeepProbs()
+    init_range: float = 0.04  # child_init_range
+    lr: float = 20.0  # child_lr
+    lr_dec_start: int = 15  # child_lr_dec_start
+    lr_dec_every: int = 1  # child_lr_dec_every
+    lr_dec_rate: float = 0.96  # child_lr_dec_rate
+    lr_dec_min: float = 0.0  # child_lr_dec_min
+    grad_bound: float = 0.25  # child_grad_bound
+    l2_reg: float = 1e-7  # child_l2_reg
+    slowness_reg: float = 0.0  # child_rnn_slowness_reg
+    reward_constant: float = 80.0  # controller_reward_constant
+    steps_per_epoch: int = 0  # child_steps_per_epoch (0: a full pass)
+
+
+class PtbTask(task.ChildTask):
+    """PTB language modelling with a searched (or fixed) ENAS cell."""
+
+    metric_name = "ppl"
+
+    def __init__(self, config, data, rng, fixed_arc=None):
+        self.config, self.data, self.rng = config, data, rng
+        self.space = rnn.RnnSpace(config.num_nodes)
+        self.fixed_arc = None if fixed_arc is None else self.space.validate(fixed_arc)
+        self.model = ptb_child.PtbChild(
+            data.vocab.size, config.hidden_size, config.num_nodes,
+            fixed_arc=self.fixed_arc, keep_probs=config.keep_probs,
+            init_range=config.init_range)
+        self.optimizer = keras.optimizers.SGD(config.lr)
+        self._build()
+        self.train_windows = ptb.lm_dataset(data.train, config.batch_size, config.bptt)
+        self.reward_windows = iter(
+            ptb.lm_dataset(data.valid, config.batch_size, config.bptt).repeat())
+        self._train_step = tf.function(self._train_step_fn)
+        self._eval_step = tf.function(self._eval_step_fn)
+        self._iterator, self._state = None, None
+
+    def _build(self):
+        """Creates every variable (model and optimizer slots) before tracing."""
+        tokens = tf.zeros([1, 1], tf.int32)
+        self.model(tokens, self.model.initial_state(1), self._arc_tensor(None))
+        self.optimizer.build(self.model.trainable_variables)
+
+    def _arc_tensor(self, arc):
+        if arc is None:
+            arc = self.fixed_arc if self.fixed_arc is not None else np.zeros(
+                self.space.arc_length, np.int32)
+        return tf.convert_to_tensor(arc, tf.int32)
+
+    # Compiled steps --------------------------------------------------------
+    def _token_loss(self, logits, targets, weights):
+        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=targets, logits=tf.cast(logits, tf.float32))
+        return tf.reduce_sum(losses * weights), tf.reduce_sum(weights)
+
+    def _regularizer(self, arc, cell_outputs):
+        cfg = self.config
+        reg = tf.constant(0.0)
+        if cfg.l2_reg:
+            used = [self.model.embedding.embeddings, self.model.cell.w_input,
+                    self.model.cell.w_state] + self.model.cell.edge_weights_for(arc)
+            reg += cfg.l2_reg * tf.add_n([tf.reduce_sum(tf.square(w)) for w in used])
+        if cfg.slowness_reg:
+            change = cell_outputs[:, 1:] - cell_outputs[:, :-1]
+            reg += cfg.slowness_reg * tf.reduce_mean(
+                tf.reduce_sum(tf.square(tf.cast(change, tf.float32)), axis=-1))
+        return reg
+
+    def _train_step_fn(self, inputs, targets, weights, state, arc):
+        seed = self.rng.make_seeds(1)[:, 0]
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            logits, state, outputs = self.model(inputs, state, arc, training=True, seed=seed)
+            loss_sum, count = self._token_loss(logits, targets, weights)
+            loss = loss_sum / count
+            total = loss + self._regularizer(arc, outputs)
+        grads = tape.gradient(total, variables)
+        grads, grad_norm = tf.clip_by_global_norm(grads, self.config.grad_bound)
+        self.optimizer.apply_gradients(zip(grads, variables))
+        return loss, state, grad_norm
+
+    def _eval_step_fn(self, inputs, targets, weights, state, arc):
+        logits, state, _ = self.model(inputs, state, arc, training=False)
+        loss_sum, count = self._token_loss(logits, targets, weights)
+        return loss_sum, count, state
+
+    def reward(self, arc, batch):
+        inputs, targets, weights = batch
+        state = self.model.initial_state(tf.shape(inputs)[0])
+        loss_sum, count, _ = self._eval_step_fn(inputs, targets, weights, state, arc)
+        return self.config.reward_constant / tf.exp(loss_sum / count)
+
+    # The task contract -----------------------------------------------------
+    def child_steps_per_epoch(self):
+        full = ptb.num_windows(len(self.data.train), self.config.batch_size, self.config.bptt)
+        return min(self.config.steps_per_epoch or full, full)
+
+    def begin_epoch(self, epoch):
+        cfg = self.config
+        lr = schedules.exponential_decay(epoch, cfg.lr, cfg.lr_dec_rate, cfg.lr_dec_start,
+                                         cfg.lr_dec_every, cfg.lr_dec_min)
+        self.optimizer.learning_rate.assign(lr)
+        self._iterator = iter(self.train_windows)
+        self._state = self.model.initial_state(cfg.batch_size)
+        return lr
+
+    def train_step(self, arc):
+        inputs, targets, weights = next(self._iterator)
+        loss, self._state, grad_norm = self._train_step(
+            inputs, targets, weights, self._state, self._arc_tensor(arc))
+        loss = float(loss.numpy())
+        return {"loss": loss, "ppl": float(np.exp(loss)), "grad_norm": float(grad_norm.numpy())}
+
+    def reward_batch(self):
+        return next(self.reward_windows)
+
+    def evaluate(self, arc, split):
+        ids = {"valid": self.data.valid, "test": self.data.test}[split]
+        batch = self.config.eval_batch_size
+        state = self.model.initial_state(batch)
+        arc = self._arc_tensor(arc)
+        total, count = 0.0, 0.0
+        for inputs, targets, weights in ptb.lm_dataset(ids, batch, self.config.bptt,
+                                                       pad_final=True):
+            loss_sum, n, state = self._eval_step(inputs, targets, weights, state, arc)
+            total += float(loss_sum.numpy())
+            count += float(n.numpy())
+        loss = total / count
+        return {f"{split}_loss": loss, f"{split}_ppl": float(np.exp(loss))}
+
+    def checkpoint_items(self):
+        return {"model": self.model, "optimizer": self.optimizer}
+
+    def traces(self):
+        return {"child_train_step": self._train_step.experimental_get_tracing_count(),
+                "child_eval_step": self._eval_step.experimental_get_tracing_count()}
+
+    def num_params(self):
+        return int(sum(np.prod(v.shape) for v in self.model.trainable_variables))
+
+    def write_diagram(self, arc, path_without_extension):
+        path = path_without_extension + ".svg"
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(diagrams.rnn_cell_svg(self.space.decode(arc)))
+        return path
+
+    def export(self, export_base, model_name, metadata):
+        module = PtbServingModule(self.model, self.data.vocab)
+        return saved_model.export(
+            module, export_base, model_name,
+            signatures={"serving_default": module.serve,
+                        "serve_with_state": module.serve_with_state},
+            metadata=metadata,
+            assets={"vocab.txt": "\n".join(self.data.vocab.decode(range(self.data.vocab.size))) + "\n"})
+
+
+class PtbServingModule(tf.Module):
+    """Serving signatures: token ids -> next-token log-probabilities."""
+
+    def __init__(self, model, vocab):
+        super().__init__()
+        self.model = model
+        self.vocab_size = vocab.size
+
+    def _run(self, tokens, state):
+        tokens = tf.cast(tokens, tf.int32)
+        tf.debugging.assert_non_negative(tokens, message="token ids must be >= 0")
+        tf.debugging.assert_less(tokens, self.vocab_size,
+                                 message="token ids must be < the vocabulary size")
+        logits, state, _ = self.model(tokens, state, None, training=False)
+        return {"log_probs": tf.nn.log_softmax(tf.cast(logits, tf.float32)),
+                "final_state": tf.cast(state, tf.float32)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int64, name="tokens")])
+    def serve(self, tokens):
+        return self._run(tokens, self.model.initial_state(tf.shape(tokens)[0]))
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([None, None], tf.int64, name="tokens"),
+        tf.TensorSpec([None, None], tf.float32, name="initial_state")])
+    def serve_with_state(self, tokens, initial_state):
+        return self._run(tokens, initial_state)

@@ -1,0 +1,261 @@
+"""The ENAS search loop: child phase, controller phase, derive, repeat.
+
+Per epoch, as the official code: the shared weights train for one pass with
+a fresh sampled arc for every minibatch (controller frozen), then the
+controller trains for ``controller_train_steps`` updates of
+``controller_num_aggregate`` sampled arcs each (shared weights frozen).
+After the last epoch the final arc is derived as the paper describes:
+sample K arcs, score each on the same validation batches, keep the best.
+
+In fixed mode (``task.fixed_arc`` set) the same loop trains that one arc
+from scratch, then reports valid and test metrics and exports the model.
+"""
+
+import dataclasses
+import os
+import statistics
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from enas_tf.training import run_dir
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopConfig:
+    num_epochs: int = 1
+    controller_training: bool = True
+    controller_train_every: int = 1
+    controller_train_steps: int = 1
+    controller_num_aggregate: int = 1
+    eval_every_epochs: int = 1
+    derive_num_samples: int = 10
+    derive_num_batches: int = 1
+    log_every: int = 50
+    max_checkpoints: int = 3
+    export_dir: str = ""
+    model_name: str = "enas"
+    verbose: bool = True
+
+
+class SearchLoop:
+    """Runs a search (or a fixed-arc training) into ``output_dir``."""
+
+    def __init__(self, task, config, output_dir, rng, controller=None,
+                 reinforce=None, run_metadata=None):
+        self.task, self.config, self.output_dir = task, config, output_dir
+        self.rng = rng
+        self.controller, self.reinforce = controller, reinforce
+        self.mode = "fixed" if task.fixed_arc is not None else "search"
+        self.run_metadata = run_metadata or {}
+        self.arc_log = run_dir.ArcLog(output_dir)
+        self.epoch = tf.Variable(0, dtype=tf.int64, name="epoch")
+        self.child_steps = tf.Variable(0, dtype=tf.int64, name="child_steps")
+        self.controller_steps = tf.Variable(0, dtype=tf.int64, name="controller_steps")
+        self.child_seconds, self.controller_seconds = [], []
+        self.results = {"best_arc": None, "best_reward": None}
+        items = dict(task.checkpoint_items(), rng=rng, epoch=self.epoch,
+                     child_steps=self.child_steps,
+                     controller_steps=self.controller_steps)
+        if reinforce is not None:
+            items.update(controller=controller, reinforce=reinforce,
+                         controller_optimizer=reinforce.optimizer)
+        self.checkpoint = tf.train.Checkpoint(**items)
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, os.path.join(output_dir, run_dir.CHECKPOINTS),
+            max_to_keep=config.max_checkpoints)
+        self.writer = tf.summary.create_file_writer(
+            os.path.join(output_dir, run_dir.TENSORBOARD))
+        if self.mode == "search":
+            self._sample_arc = tf.function(self._sample_arc_fn)
+            self._score = tf.function(self._score_fn)
+            self._apply = tf.function(reinforce.apply)
+        self.started = time.time()
+
+    # Compiled controller pieces -------------------------------------------
+    def _sample_arc_fn(self):
+        return self.controller.sample(self.rng.make_seeds(1)[:, 0]).arc
+
+    def _score_fn(self, batch):
+        return self.reinforce.score(self.rng.make_seeds(1)[:, 0],
+                                    lambda arc: self.task.reward(arc, batch))
+
+    # The run ---------------------------------------------------------------
+    def run(self):
+        self._restore()
+        start_epoch = int(self.epoch.numpy())
+        self.arc_log.truncate_to_epoch(start_epoch)
+        for epoch in range(start_epoch, self.config.num_epochs):
+            self._run_epoch(epoch)
+        if self.mode == "search":
+            self.results.update(self._derive())
+        else:
+            self.results.update(self._finish_fixed())
+        return self._write_summary()
+
+    def _restore(self):
+        if self.manager.latest_checkpoint:
+            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+            logging.info("Resumed from %s (epoch %d)", self.manager.latest_checkpoint,
+                         int(self.epoch.numpy()))
+
+    def _run_epoch(self, epoch):
+        lr = self.task.begin_epoch(epoch)
+        metrics = {"lr": lr}
+        metrics.update(self._child_phase())
+        cfg = self.config
+        if (self.mode == "search" and cfg.controller_training
+                and epoch % cfg.controller_train_every == 0):
+            metrics.update(self._controller_phase(epoch))
+        if (epoch + 1) % cfg.eval_every_epochs == 0 or epoch + 1 == cfg.num_epochs:
+            metrics.update(self._evaluate_epoch(epoch))
+        self._write_scalars(metrics, "epoch", step=epoch)
+        self.epoch.assign(epoch + 1)
+        self.manager.save(checkpoint_number=epoch + 1)
+        self.results.update(metrics)
+        self._write_summary()
+        logging.info("epoch %d: %s", epoch, _format(metrics))
+
+    def _child_phase(self):
+        steps = self.task.child_steps_per_epoch()
+        bar = keras.utils.Progbar(steps, verbose=1 if self.config.verbose else 0,
+                                  stateful_metrics=["loss", "ppl", "acc"])
+        last = {}
+        for step in range(steps):
+            started = time.perf_counter()
+            arc = self._sample_arc() if self.mode == "search" else self.task.fixed_arc
+            last = self.task.train_step(arc)
+            self.child_seconds.append(time.perf_counter() - started)
+            self.child_steps.assign_add(1)
+            global_step = int(self.child_steps.numpy())
+            if global_step % self.config.log_every == 0 or step + 1 == steps:
+                self._write_scalars(last, "child", step=global_step)
+            bar.update(step + 1, [(k, v) for k, v in last.items()])
+        return {f"child_{k}": v for k, v in last.items()}
+
+    def _controller_phase(self, epoch):
+        cfg = self.config
+        records, rewards = [], []
+        for _ in range(cfg.controller_train_steps):
+            for _ in range(cfg.controller_num_aggregate):
+                started = time.perf_counter()
+                out = self._score(self.task.reward_batch())
+                out = {k: v.numpy() for k, v in out.items()}
+                self.controller_seconds.append(time.perf_counter() - started)
+                rewards.append(float(out["reward"]))
+                records.append(self._arc_record(epoch, "controller", out["arc"],
+                                                out["reward"], out["metric"]))
+            grad_norm = float(self._apply().numpy())
+            self.controller_steps.assign_add(1)
+            self._write_scalars(
+                {"reward": out["reward"], "baseline": out["baseline"],
+                 "entropy": out["entropy"], "loss": out["loss"],
+                 "grad_norm": grad_norm, self.task.metric_name: out["metric"]},
+                "controller", step=int(self.controller_steps.numpy()))
+        self.arc_log.append(records)
+        return {"controller_mean_reward": float(np.mean(rewards)),
+                "controller_baseline": float(out["baseline"])}
+
+    def _evaluate_epoch(self, epoch):
+        if self.mode == "fixed":
+            return self.task.evaluate(self.task.fixed_arc, "valid")
+        arc = self._sample_arc().numpy()
+        metrics = self.task.evaluate(arc, "valid")
+        logging.info("epoch %d sampled arc %s: %s", epoch,
+                     self.task.space.to_string(arc), _format(metrics))
+        return metrics
+
+    def _derive(self):
+        """Samples K arcs, scores each on the same validation batches."""
+        cfg = self.config
+        batches = [self.task.reward_batch() for _ in range(cfg.derive_num_batches)]
+        reward = tf.function(self.task.reward)
+        epoch = int(self.epoch.numpy())
+        records, best = [], None
+        for _ in range(cfg.derive_num_samples):
+            arc = self._sample_arc()
+            metric = float(np.mean([reward(arc, b).numpy() for b in batches]))
+            records.append(self._arc_record(epoch, "derive", arc.numpy(), metric, metric))
+            if best is None or metric > best[1]:
+                best = (arc.numpy(), metric)
+        self.arc_log.append(records)
+        arc_string = self.task.space.to_string(best[0])
+        run_dir.write_text(os.path.join(self.output_dir, run_dir.BEST_ARC), arc_string + "\n")
+        diagram = self.task.write_diagram(best[0], os.path.join(self.output_dir, "best_arc"))
+        result = {"best_arc": arc_string, "best_reward": best[1], "diagram": diagram}
+        result.update(self.task.evaluate(best[0], "valid"))
+        logging.info("Derived best arc %s (reward %.4f)", arc_string, best[1])
+        return result
+
+    def _finish_fixed(self):
+        arc = self.task.fixed_arc
+        arc_string = self.task.space.to_string(arc)
+        run_dir.write_text(os.path.join(self.output_dir, run_dir.BEST_ARC), arc_string + "\n")
+        result = {"best_arc": arc_string, "best_reward": None,
+                  "diagram": self.task.write_diagram(arc, os.path.join(self.output_dir, "best_arc"))}
+        result.update(self.task.evaluate(arc, "valid"))
+        result.update(self.task.evaluate(arc, "test"))
+        if self.config.export_dir:
+            metadata = dict(self.run_metadata, arc=arc_string, metrics=_jsonable(result))
+            result["export_path"] = self.task.export(
+                self.config.export_dir, self.config.model_name, metadata)
+        return result
+
+    # Files -----------------------------------------------------------------
+    def _arc_record(self, epoch, phase, arc, reward, metric):
+        return {"epoch": epoch, "phase": phase, "arc": self.task.space.to_string(arc),
+                "reward": float(reward), self.task.metric_name: float(metric)}
+
+    def _write_summary(self):
+        """Writes summary.json: run counters, timings, then the results."""
+        summary = {
+            "mode": self.mode,
+            "epochs_done": int(self.epoch.numpy()),
+            "child_steps": int(self.child_steps.numpy()),
+            "controller_steps": int(self.controller_steps.numpy()),
+            "traces": self._traces(),
+            "num_params": self.task.num_params(),
+            "wall_seconds": time.time() - self.started,
+            "child_step_seconds": _median(self.child_seconds),
+            "controller_step_seconds": _median(self.controller_seconds),
+        }
+        summary.update(_jsonable(self.results))
+        run_dir.write_json(os.path.join(self.output_dir, run_dir.SUMMARY), summary)
+        return summary
+
+    def _traces(self):
+        traces = dict(self.task.traces())
+        if self.mode == "search":
+            traces.update(sample_arc=self._sample_arc.experimental_get_tracing_count(),
+                          controller_score=self._score.experimental_get_tracing_count(),
+                          controller_update=self._apply.experimental_get_tracing_count())
+        return traces
+
+    def _write_scalars(self, metrics, prefix, step):
+        with self.writer.as_default(step=step):
+            for name, value in metrics.items():
+                if value is not None and np.ndim(value) == 0:
+                    tf.summary.scalar(f"{prefix}/{name}", float(value))
+        self.writer.flush()
+
+
+def _median(values):
+    return statistics.median(values) if values else None
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.generic, np.ndarray)):
+        return obj.tolist()
+    return obj
+
+
+def _format(metrics):
+    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in metrics.items())

@@ -1,0 +1,133 @@
+"""The shared-weight ENAS cell: maths, dispatch, gradients, tracing, config."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from enas_tf.layers import enas_rnn_cell
+from enas_tf.search_space import rnn
+
+N, H, E, B, T = 4, 6, 5, 3, 4
+ACTS = [np.tanh, lambda v: np.maximum(v, 0), lambda v: v, lambda v: 1 / (1 + np.exp(-v))]
+
+
+def numpy_cell(cell_layer, arc, x, h):
+    """The paper's equations, written independently of the layer."""
+    cell = rnn.RnnSpace(N).decode(arc)
+    w_in, w_state = cell_layer.w_input.numpy(), cell_layer.w_state.numpy()
+    w_edges = cell_layer.w_edges.numpy()
+    outs = []
+    for t in range(x.shape[1]):
+        pre = x[:, t] @ w_in + h @ w_state
+        nodes = []
+        for node in range(N):
+            src = h if node == 0 else nodes[cell.prev_nodes[node - 1]]
+            if node:
+                row = node - 1 if cell_layer.fixed_cell else \
+                    enas_rnn_cell.edge_index(node, cell.prev_nodes[node - 1])
+                pre = src @ w_edges[row]
+            cand, gate = pre[:, :H], pre[:, H:]
+            c = 1 / (1 + np.exp(-gate))
+            nodes.append(c * ACTS[cell.activations[node]](cand) + (1 - c) * src)
+        h = np.mean([nodes[i] for i in cell.loose_ends], axis=0)
+        outs.append(h)
+    return np.stack(outs, 1), h
+
+
+def make_inputs(seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=(B, T, E)).astype(np.float32),
+            rng.normal(size=(B, H)).astype(np.float32))
+
+
+class EnasRnnCellTest:
+
+    def test_search_mode_matches_the_equations_for_random_arcs(self):
+        layer = enas_rnn_cell.EnasRnnCell(N, H, init_range=0.5)
+        x, h = make_inputs()
+        rng = np.random.default_rng(0)
+        for _ in range(5):
+            arc = rnn.RnnSpace(N).random_arc(rng)
+            out, state = layer(x, h, tf.constant(arc))
+            want_out, want_state = numpy_cell(layer, arc, x, h)
+            np.testing.assert_allclose(out.numpy(), want_out, rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(state.numpy(), want_state, rtol=1e-4, atol=1e-5)
+
+    def test_fixed_mode_matches_the_equations_and_owns_only_chosen_edges(self):
+        arc = np.array([1, 0, 3, 0, 2, 1, 0], np.int32)
+        layer = enas_rnn_cell.EnasRnnCell(N, H, fixed_arc="1 0 3 0 2 1 0", init_range=0.5)
+        x, h = make_inputs(1)
+        out, _ = layer(x, h)
+        np.testing.assert_allclose(out.numpy(), numpy_cell(layer, arc, x, h)[0],
+                                   rtol=1e-4, atol=1e-5)
+        assert layer.w_edges.shape == (N - 1, H, 2 * H)
+        search = enas_rnn_cell.EnasRnnCell(N, H)
+        search(x, h, tf.constant(arc))
+        assert search.w_edges.shape == (N * (N - 1) // 2, H, 2 * H)
+
+    def test_unknown_length_while_loop_equals_unrolled(self):
+        layer = enas_rnn_cell.EnasRnnCell(N, H, init_range=0.5)
+        x, h = make_inputs(2)
+        arc = tf.constant([3, 0, 1, 1, 0, 2, 2])
+        unrolled, _ = layer(x, h, arc)
+        dynamic = tf.function(lambda x: layer(x, h, arc)[0], input_signature=[
+            tf.TensorSpec([None, None, E], tf.float32)])
+        np.testing.assert_allclose(dynamic(x).numpy(), unrolled.numpy(), rtol=1e-5)
+
+    def test_only_chosen_edges_get_gradients(self):
+        layer = enas_rnn_cell.EnasRnnCell(N, H)
+        x, h = make_inputs(3)
+        arc = np.array([0, 0, 1, 0, 2, 2, 3], np.int32)
+        with tf.GradientTape() as tape:
+            out, _ = layer(x, h, tf.constant(arc))
+            loss = tf.reduce_sum(out ** 2)
+        grad = tf.convert_to_tensor(tape.gradient(loss, layer.w_edges))
+        norms = tf.reduce_sum(tf.abs(grad), axis=[1, 2]).numpy()
+        cell = rnn.RnnSpace(N).decode(arc)
+        chosen = {enas_rnn_cell.edge_index(n, p) for n, p in enumerate(cell.prev_nodes, 1)}
+        assert {i for i, v in enumerate(norms) if v > 0} == chosen
+
+    def test_only_the_chosen_activation_runs(self):
+        layer = enas_rnn_cell.EnasRnnCell(2, H, init_range=0.5)
+        x, h = make_inputs(4)
+        outs = [layer(x, h, tf.constant([a, 0, a]))[0].numpy() for a in range(4)]
+        for i in range(4):
+            for j in range(i + 1, 4):
+                assert not np.allclose(outs[i], outs[j])
+        relu_out = layer(x, h, tf.constant([1, 0, 1]))[0]
+        np.testing.assert_allclose(relu_out.numpy(), outs[1])
+
+    def test_one_trace_for_many_arcs(self):
+        layer = enas_rnn_cell.EnasRnnCell(N, H)
+        x, h = make_inputs(5)
+        layer(x, h, tf.zeros([7], tf.int32))  # variables exist before tracing
+        step = tf.function(lambda arc: layer(x, h, arc)[1])
+        rng = np.random.default_rng(5)
+        for _ in range(20):
+            step(tf.constant(rnn.RnnSpace(N).random_arc(rng)))
+        assert step.experimental_get_tracing_count() == 1
+
+    def test_out_of_range_arc_tensor_fails_loudly(self):
+        layer = enas_rnn_cell.EnasRnnCell(N, H)
+        x, h = make_inputs(6)
+        with pytest.raises(tf.errors.InvalidArgumentError, match="out of range"):
+            layer(x, h, tf.constant([4, 0, 0, 0, 0, 0, 0]))
+        with pytest.raises(tf.errors.InvalidArgumentError, match="out of range"):
+            layer(x, h, tf.constant([0, 0, 0, 2, 0, 0, 0]))
+
+    def test_config_round_trip_keeps_fixed_arc(self):
+        layer = enas_rnn_cell.EnasRnnCell(N, H, fixed_arc="1 0 3 0 2 1 0", init_range=0.1)
+        config = keras.layers.serialize(layer)
+        clone = keras.layers.deserialize(config)
+        assert clone.get_config() == layer.get_config()
+        assert clone.fixed_cell == layer.fixed_cell
+        x, h = make_inputs(7)
+        clone(x, h)
+        layer(x, h)
+        clone.set_weights(layer.get_weights())
+        np.testing.assert_allclose(clone(x, h)[0].numpy(), layer(x, h)[0].numpy())
+
+    def test_bad_fixed_arc_is_rejected_at_construction(self):
+        with pytest.raises(ValueError, match="position 3"):
+            enas_rnn_cell.EnasRnnCell(N, H, fixed_arc="1 0 3 2 2 1 0")
