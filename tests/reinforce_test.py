@@ -1,0 +1,71 @@
+"""REINFORCE arithmetic: reward, EMA baseline, aggregated policy gradient."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from enas_tf.controller import reinforce
+from enas_tf.controller import rnn_controller
+
+
+def make(entropy_weight=0.0, decay=0.9, lr=1.0):
+    ctrl = rnn_controller.RnnController(3, lstm_size=4, init_range=0.3)
+    ctrl.build()
+    return reinforce.Reinforce(ctrl, keras.optimizers.SGD(lr), baseline_decay=decay,
+                               entropy_weight=entropy_weight)
+
+
+class ReinforceTest:
+
+    def test_reward_adds_weighted_entropy(self):
+        rl = make(entropy_weight=0.5)
+        assert float(rl.reward(tf.constant(2.0), tf.constant(3.0))) == pytest.approx(3.5)
+
+    def test_baseline_starts_at_first_reward_then_moves_by_ema(self):
+        rl = make(decay=0.9)
+        old = [float(rl.update_baseline(tf.constant(r))) for r in (10.0, 20.0, 0.0)]
+        assert old == pytest.approx([10.0, 10.0, 11.0])
+        assert float(rl.baseline) == pytest.approx(11.0 - 0.1 * 11.0)
+
+    def test_score_uses_the_baseline_before_its_update(self):
+        rl = make(decay=0.5)
+        rewards = iter([4.0, 8.0])
+        out1 = rl.score(tf.constant([0, 1]), lambda arc: tf.constant(next(rewards)))
+        out2 = rl.score(tf.constant([0, 2]), lambda arc: tf.constant(next(rewards)))
+        assert float(out1["advantage"]) == pytest.approx(0.0)
+        assert float(out2["baseline"]) == pytest.approx(4.0)
+        assert float(out2["advantage"]) == pytest.approx(4.0)
+        assert float(rl.baseline) == pytest.approx(6.0)
+
+    def test_update_is_the_mean_policy_gradient_of_the_aggregated_arcs(self):
+        rl = make(decay=0.0, lr=1.0)
+        ctrl = rl.controller
+        before = [v.numpy().copy() for v in rl.variables_to_train]
+        seeds = [tf.constant([3, s]) for s in range(3)]
+        rewards = [1.0, 5.0, 2.0]
+        outs = [rl.score(seed, lambda arc, r=r: tf.constant(r))
+                for seed, r in zip(seeds, rewards)]
+        # By hand: grad of -log p(arc_i) * advantage_i, averaged.
+        expected = [np.zeros_like(b) for b in before]
+        for out in outs:
+            with tf.GradientTape() as tape:
+                loss = -ctrl.sample(None, arc=out["arc"]).log_prob * float(out["advantage"])
+            grads = tape.gradient(loss, rl.variables_to_train)
+            for e, g in zip(expected, grads):
+                e += tf.convert_to_tensor(g).numpy() / 3
+        assert int(rl.num_accumulated) == 3
+        rl.apply()
+        for b, v, e in zip(before, rl.variables_to_train, expected):
+            np.testing.assert_allclose(v.numpy(), b - e, rtol=1e-4, atol=1e-6)
+        assert int(rl.num_accumulated) == 0
+        assert all(not np.any(a.numpy()) for a in rl.accumulators)
+
+    def test_positive_advantage_makes_the_arc_more_likely(self):
+        rl = make(decay=0.0, lr=0.5)
+        rl.update_baseline(tf.constant(0.0))
+        out = rl.score(tf.constant([9, 9]), lambda arc: tf.constant(1.0))
+        before = float(rl.controller.sample(None, arc=out["arc"]).log_prob)
+        rl.apply()
+        after = float(rl.controller.sample(None, arc=out["arc"]).log_prob)
+        assert after > before
