@@ -13,6 +13,7 @@ setuptools.setup(
     install_requires=[
         "tensorflow>=2.16",
         "keras>=3",
+        "tensorboard",  # tf.summary writers; TF 2.21 no longer pulls it in
         "tensorflow-datasets",
         "importlib_resources",  # tensorflow-datasets 4.9 imports it
         "absl-py",

@@ -15,6 +15,8 @@ reward instead of 0 so the first updates are not all strongly positive.
 
 import tensorflow as tf
 
+from enas_tf.training import guard
+
 
 class Reinforce(tf.Module):
     """Policy-gradient state and steps for one controller."""
@@ -57,14 +59,18 @@ class Reinforce(tf.Module):
             with tape.stop_recording():
                 metric = tf.stop_gradient(reward_fn(sample.arc))
                 reward = self.reward(metric, sample.entropy)
-                baseline = self.update_baseline(reward)
+                baseline = tf.cond(tf.math.is_finite(reward),
+                                   lambda: self.update_baseline(reward),
+                                   lambda: tf.identity(self.baseline))
                 advantage = reward - baseline
             loss = (-sample.log_prob * advantage
                     + self.penalty_weight * sample.penalty)
         grads = tape.gradient(loss, self.variables_to_train)
-        for acc, grad in zip(self.accumulators, grads):
+        finite = tf.math.is_finite(loss)
+        # A non-finite reward or loss is dropped, not averaged in.
+        for acc, grad in zip(self.accumulators, guard.zero_unless(finite, grads)):
             acc.assign_add(tf.convert_to_tensor(grad))
-        self.num_accumulated.assign_add(1)
+        self.num_accumulated.assign_add(tf.cast(finite, tf.int32))
         return {"arc": sample.arc, "metric": metric, "reward": reward,
                 "baseline": baseline, "advantage": advantage, "loss": loss,
                 "entropy": sample.entropy, "log_prob": sample.log_prob}

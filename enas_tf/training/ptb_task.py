@@ -20,6 +20,7 @@ from enas_tf.export import saved_model
 from enas_tf.models import ptb_child
 from enas_tf.search_space import diagrams
 from enas_tf.search_space import rnn
+from enas_tf.training import guard
 from enas_tf.training import schedules
 from enas_tf.training import task
 
@@ -110,8 +111,12 @@ class PtbTask(task.ChildTask):
             total = loss + self._regularizer(arc, outputs)
         grads = tape.gradient(total, variables)
         grads, grad_norm = tf.clip_by_global_norm(grads, self.config.grad_bound)
-        self.optimizer.apply_gradients(zip(grads, variables))
-        return loss, state, grad_norm
+        finite = tf.math.is_finite(total) & tf.math.is_finite(grad_norm)
+        # A non-finite step never reaches the weights: its (plain SGD) update
+        # is zeroed and the carried state restarts.
+        self.optimizer.apply_gradients(zip(guard.zero_unless(finite, grads), variables))
+        state = tf.where(finite, state, tf.zeros_like(state))
+        return loss, state, grad_norm, finite
 
     def _eval_step_fn(self, inputs, targets, weights, state, arc):
         logits, state, _ = self.model(inputs, state, arc, training=False)
@@ -122,7 +127,9 @@ class PtbTask(task.ChildTask):
         inputs, targets, weights = batch
         state = self.model.initial_state(tf.shape(inputs)[0])
         loss_sum, count, _ = self._eval_step_fn(inputs, targets, weights, state, arc)
-        return self.config.reward_constant / tf.exp(loss_sum / count)
+        reward = self.config.reward_constant / tf.exp(loss_sum / count)
+        # An arc whose perplexity is not finite earns the worst reward, 0.
+        return tf.where(tf.math.is_finite(reward), reward, 0.0)
 
     # The task contract -----------------------------------------------------
     def child_steps_per_epoch(self):
@@ -140,10 +147,11 @@ class PtbTask(task.ChildTask):
 
     def train_step(self, arc):
         inputs, targets, weights = next(self._iterator)
-        loss, self._state, grad_norm = self._train_step(
+        loss, self._state, grad_norm, finite = self._train_step(
             inputs, targets, weights, self._state, self._arc_tensor(arc))
         loss = float(loss.numpy())
-        return {"loss": loss, "ppl": float(np.exp(loss)), "grad_norm": float(grad_norm.numpy())}
+        return {"loss": loss, "ppl": float(np.exp(min(loss, 50.0))),
+                "grad_norm": float(grad_norm.numpy()), "skipped": int(not finite.numpy())}
 
     def reward_batch(self):
         return next(self.reward_windows)

@@ -55,11 +55,13 @@ class SearchLoop:
         self.epoch = tf.Variable(0, dtype=tf.int64, name="epoch")
         self.child_steps = tf.Variable(0, dtype=tf.int64, name="child_steps")
         self.controller_steps = tf.Variable(0, dtype=tf.int64, name="controller_steps")
+        self.skipped_steps = tf.Variable(0, dtype=tf.int64, name="skipped_steps")
         self.child_seconds, self.controller_seconds = [], []
         self.results = {"best_arc": None, "best_reward": None}
         items = dict(task.checkpoint_items(), rng=rng, epoch=self.epoch,
                      child_steps=self.child_steps,
-                     controller_steps=self.controller_steps)
+                     controller_steps=self.controller_steps,
+                     skipped_steps=self.skipped_steps)
         if reinforce is not None:
             items.update(controller=controller, reinforce=reinforce,
                          controller_optimizer=reinforce.optimizer)
@@ -130,6 +132,7 @@ class SearchLoop:
             last = self.task.train_step(arc)
             self.child_seconds.append(time.perf_counter() - started)
             self.child_steps.assign_add(1)
+            self.skipped_steps.assign_add(last.get("skipped", 0))
             global_step = int(self.child_steps.numpy())
             if global_step % self.config.log_every == 0 or step + 1 == steps:
                 self._write_scalars(last, "child", step=global_step)
@@ -216,6 +219,7 @@ class SearchLoop:
             "epochs_done": int(self.epoch.numpy()),
             "child_steps": int(self.child_steps.numpy()),
             "controller_steps": int(self.controller_steps.numpy()),
+            "skipped_steps": int(self.skipped_steps.numpy()),
             "traces": self._traces(),
             "num_params": self.task.num_params(),
             "wall_seconds": time.time() - self.started,
