@@ -31,8 +31,9 @@ class ReinforceTest:
     def test_score_uses_the_baseline_before_its_update(self):
         rl = make(decay=0.5)
         rewards = iter([4.0, 8.0])
-        out1 = rl.score(tf.constant([0, 1]), lambda arc: tf.constant(next(rewards)))
-        out2 = rl.score(tf.constant([0, 2]), lambda arc: tf.constant(next(rewards)))
+        out1 = rl.score(tf.constant([0, 1]), lambda arc: (tf.constant(next(rewards)), 1.0))
+        out2 = rl.score(tf.constant([0, 2]), lambda arc: (tf.constant(next(rewards)), 2.0))
+        assert float(out2["metric"]) == 2.0
         assert float(out1["advantage"]) == pytest.approx(0.0)
         assert float(out2["baseline"]) == pytest.approx(4.0)
         assert float(out2["advantage"]) == pytest.approx(4.0)
@@ -44,7 +45,7 @@ class ReinforceTest:
         before = [v.numpy().copy() for v in rl.variables_to_train]
         seeds = [tf.constant([3, s]) for s in range(3)]
         rewards = [1.0, 5.0, 2.0]
-        outs = [rl.score(seed, lambda arc, r=r: tf.constant(r))
+        outs = [rl.score(seed, lambda arc, r=r: (tf.constant(r), 0.0))
                 for seed, r in zip(seeds, rewards)]
         # By hand: grad of -log p(arc_i) * advantage_i, averaged.
         expected = [np.zeros_like(b) for b in before]
@@ -64,7 +65,7 @@ class ReinforceTest:
     def test_positive_advantage_makes_the_arc_more_likely(self):
         rl = make(decay=0.0, lr=0.5)
         rl.update_baseline(tf.constant(0.0))
-        out = rl.score(tf.constant([9, 9]), lambda arc: tf.constant(1.0))
+        out = rl.score(tf.constant([9, 9]), lambda arc: (tf.constant(1.0), 0.0))
         before = float(rl.controller.sample(None, arc=out["arc"]).log_prob)
         rl.apply()
         after = float(rl.controller.sample(None, arc=out["arc"]).log_prob)

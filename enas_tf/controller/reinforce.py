@@ -1,7 +1,8 @@
 """REINFORCE for the controller: EMA baseline, entropy bonus, aggregation.
 
 ``score(seed, reward_fn)`` samples one arc, asks ``reward_fn(arc)`` for its
-reward metric (e.g. 80 / validation perplexity), and adds the policy
+reward metric (e.g. 80 / validation perplexity) and the metric to report
+(e.g. the perplexity), and adds the policy
 gradient of ``-log p(arc) * (reward - baseline) + skip_weight * penalty``
 into accumulators; ``apply()`` averages the accumulated gradients of
 ``num_aggregate`` arcs and takes one optimizer step, as the official
@@ -57,8 +58,9 @@ class Reinforce(tf.Module):
         with tf.GradientTape() as tape:
             sample = self.controller.sample(seed)
             with tape.stop_recording():
-                metric = tf.stop_gradient(reward_fn(sample.arc))
-                reward = self.reward(metric, sample.entropy)
+                reward_metric, metric = tf.nest.map_structure(
+                    tf.stop_gradient, reward_fn(sample.arc))
+                reward = self.reward(reward_metric, sample.entropy)
                 baseline = tf.cond(tf.math.is_finite(reward),
                                    lambda: self.update_baseline(reward),
                                    lambda: tf.identity(self.baseline))

@@ -127,9 +127,10 @@ class PtbTask(task.ChildTask):
         inputs, targets, weights = batch
         state = self.model.initial_state(tf.shape(inputs)[0])
         loss_sum, count, _ = self._eval_step_fn(inputs, targets, weights, state, arc)
-        reward = self.config.reward_constant / tf.exp(loss_sum / count)
+        ppl = tf.exp(loss_sum / count)
+        reward = self.config.reward_constant / ppl
         # An arc whose perplexity is not finite earns the worst reward, 0.
-        return tf.where(tf.math.is_finite(reward), reward, 0.0)
+        return tf.where(tf.math.is_finite(reward), reward, 0.0), ppl
 
     # The task contract -----------------------------------------------------
     def child_steps_per_epoch(self):
@@ -201,7 +202,11 @@ class PtbServingModule(tf.Module):
 
     def __init__(self, model, vocab):
         super().__init__()
-        self.model = model
+        # Track the variables, not the Keras model: saving would otherwise
+        # try to trace the model's own call signature.
+        self.model_variables = list(model.variables)
+        self._model = lambda *args, **kwargs: model(*args, **kwargs)
+        self._initial_state = model.initial_state
         self.vocab_size = vocab.size
 
     def _run(self, tokens, state):
@@ -209,13 +214,13 @@ class PtbServingModule(tf.Module):
         tf.debugging.assert_non_negative(tokens, message="token ids must be >= 0")
         tf.debugging.assert_less(tokens, self.vocab_size,
                                  message="token ids must be < the vocabulary size")
-        logits, state, _ = self.model(tokens, state, None, training=False)
+        logits, state, _ = self._model(tokens, state, None, training=False)
         return {"log_probs": tf.nn.log_softmax(tf.cast(logits, tf.float32)),
                 "final_state": tf.cast(state, tf.float32)}
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int64, name="tokens")])
     def serve(self, tokens):
-        return self._run(tokens, self.model.initial_state(tf.shape(tokens)[0]))
+        return self._run(tokens, self._initial_state(tf.shape(tokens)[0]))
 
     @tf.function(input_signature=[
         tf.TensorSpec([None, None], tf.int64, name="tokens"),

@@ -180,10 +180,11 @@ class SearchLoop:
         records, best = [], None
         for _ in range(cfg.derive_num_samples):
             arc = self._sample_arc()
-            metric = float(np.mean([reward(arc, b).numpy() for b in batches]))
-            records.append(self._arc_record(epoch, "derive", arc.numpy(), metric, metric))
-            if best is None or metric > best[1]:
-                best = (arc.numpy(), metric)
+            scores = np.array([[v.numpy() for v in reward(arc, b)] for b in batches])
+            value, metric = scores.mean(axis=0).tolist()
+            records.append(self._arc_record(epoch, "derive", arc.numpy(), value, metric))
+            if best is None or value > best[1]:
+                best = (arc.numpy(), value)
         self.arc_log.append(records)
         arc_string = self.task.space.to_string(best[0])
         run_dir.write_text(os.path.join(self.output_dir, run_dir.BEST_ARC), arc_string + "\n")

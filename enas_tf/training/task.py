@@ -33,7 +33,10 @@ class ChildTask(abc.ABC):
 
     @abc.abstractmethod
     def reward(self, arc, batch):
-        """Graph function: the reward metric of ``arc`` on ``batch``."""
+        """Graph function: (reward metric, reported metric) of ``arc`` on ``batch``.
+
+        E.g. PTB: (80 / perplexity, perplexity); CIFAR: (accuracy, accuracy).
+        """
 
     @abc.abstractmethod
     def evaluate(self, arc, split) -> dict:
