@@ -45,6 +45,18 @@ class Controller(keras.layers.Layer):
         self.w_lstm = self._weight("w_lstm", (2 * self.lstm_size, 4 * self.lstm_size))
         self.g_emb = self._weight("g_emb", (1, self.lstm_size))
 
+    def build_attention(self):
+        """Weights of the official attention that points back at earlier anchors."""
+        size = self.lstm_size
+        self.w_attn_anchor = self._weight("w_attn_anchor", (size, size))
+        self.w_attn_query = self._weight("w_attn_query", (size, size))
+        self.v_attn = self._weight("v_attn", (size, 1))
+
+    def attention(self, keys, h):
+        """Scores ``v^T tanh(key_j + W h)``: keys [n, size] (anchors @ w_attn_anchor) -> [n]."""
+        query = tf.tanh(keys + tf.matmul(h, self.w_attn_query))
+        return tf.reshape(tf.matmul(query, self.v_attn), [-1])
+
     def lstm(self, inputs, c, h):
         """One step of the official bias-free LSTM; inputs, c, h are [1, size]."""
         gates = tf.matmul(tf.concat([inputs, h], axis=1), self.w_lstm)
@@ -87,11 +99,15 @@ class Decisions:
         self.seeds = (None if forced_arc is not None else
                       tf.unstack(tf.random.experimental.stateless_split(
                           tf.cast(seed, tf.int64), num_decisions)))
-        self.choices, self.log_probs, self.entropies = [], [], []
+        self.choices, self.log_probs, self.entropies = {}, [], []
 
-    def choose(self, logits):
-        """logits [1, K] -> int32 scalar choice, recording its statistics."""
-        position = len(self.choices)
+    def choose(self, logits, position=None):
+        """logits [1, K] -> int32 scalar choice, recording its statistics.
+
+        ``position`` is the arc position decided (default: the next one), for
+        policies that decide positions out of arc order.
+        """
+        position = len(self.choices) if position is None else position
         if self.forced_arc is not None:
             choice = self.forced_arc[position]
         else:
@@ -100,12 +116,12 @@ class Decisions:
         log_p = tf.nn.log_softmax(logits)[0]
         self.log_probs.append(log_p[choice])
         self.entropies.append(-tf.reduce_sum(tf.exp(log_p) * log_p))
-        self.choices.append(choice)
+        self.choices[position] = choice
         return choice
 
     def result(self, penalty=0.0):
         return ControllerSample(
-            arc=tf.stack(self.choices),
+            arc=tf.stack([self.choices[p] for p in sorted(self.choices)]),
             log_prob=tf.add_n(self.log_probs),
             entropy=tf.add_n(self.entropies),
             penalty=tf.convert_to_tensor(penalty, tf.float32))
