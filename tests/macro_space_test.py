@@ -1,14 +1,18 @@
 """The macro arc encoding: layout, round trips, the published arc, every malformed arc."""
 
+from xml.etree import ElementTree
+
 import numpy as np
 import pytest
 
 from enas_tf.search_space import arcs
+from enas_tf.search_space import diagrams
 from enas_tf.search_space import known_arcs
 from enas_tf.search_space import macro
 from enas_tf.search_space import micro
 from enas_tf.search_space import rnn
 
+_SVG = "{http://www.w3.org/2000/svg}"
 
 class MacroSpaceTest:
 
@@ -123,3 +127,29 @@ class MacroSpaceTest:
             macro.MacroSpace(0)
         with pytest.raises(ValueError, match="num_branches=7"):
             macro.MacroSpace(4, num_branches=7)
+
+
+class MacroNetSvgTest:
+
+    def test_final_net_drawing_has_every_layer_skip_and_reduction(self):
+        space = macro.MacroSpace(24, num_branches=4)
+        net = space.decode(space.from_string(known_arcs.CIFAR_MACRO_FINAL))
+        svg = diagrams.macro_net_svg(net)
+        root = ElementTree.fromstring(svg)
+        texts = [t.text for t in root.iter(f"{_SVG}text")]
+        for layer, name in enumerate(net.op_names()):
+            assert f"{layer}: {name}" in texts
+        assert texts.count("reduce (stride 2)") == 2
+        # After layers 7 and 15: the reductions sit between them and the next layer.
+        boxes = [t for t in texts if t and t[0].isdigit() or t == "reduce (stride 2)"]
+        assert boxes[8] == "reduce (stride 2)" and boxes[17] == "reduce (stride 2)"
+        skip_arcs = [p for p in root.iter(f"{_SVG}path") if p.get("stroke") == "#c63"]
+        assert len(skip_arcs) == sum(map(sum, net.skips))
+
+    def test_every_op_is_labelled(self):
+        net = macro.MacroNet(ops=(0, 1, 2, 3, 4, 5), skips=tuple((1,) * i for i in range(6)))
+        svg = diagrams.macro_net_svg(net, title="all ops")
+        for name in macro.OPS:
+            assert name in svg
+        assert "all ops" in svg
+        ElementTree.fromstring(svg)

@@ -1,14 +1,19 @@
 """The micro arc encoding: layout, round trips, the published cells, every malformed arc."""
 
+import re
+from xml.etree import ElementTree
+
 import numpy as np
 import pytest
 
 from enas_tf.search_space import arcs
+from enas_tf.search_space import diagrams
 from enas_tf.search_space import known_arcs
 from enas_tf.search_space import macro
 from enas_tf.search_space import micro
 from enas_tf.search_space import rnn
 
+_SVG = "{http://www.w3.org/2000/svg}"
 
 class MicroSpaceTest:
 
@@ -121,3 +126,60 @@ class MicroSpaceTest:
             micro.MicroSpace(0)
         with pytest.raises(ValueError, match="num_ops=6"):
             micro.MicroSpace(5, num_ops=6)
+
+
+def _numbers(text):
+    return [float(v) for v in re.findall(r"-?\d+(?:\.\d+)?", text)]
+
+
+def _path_points(d, steps=20):
+    """Points along an SVG path made of M, C and L commands."""
+    points = []
+    for command, args in re.findall(r"([MCL])([^MCL]*)", d):
+        v = _numbers(args)
+        if command == "C":
+            p0 = np.array(points[-1])
+            p1, p2, p3 = np.array(v[0:2]), np.array(v[2:4]), np.array(v[4:6])
+            for t in np.linspace(0, 1, steps)[1:]:
+                points.append(tuple((1 - t) ** 3 * p0 + 3 * (1 - t) ** 2 * t * p1
+                                    + 3 * (1 - t) * t ** 2 * p2 + t ** 3 * p3))
+        elif command == "L":
+            start, end = np.array(points[-1]), np.array(v)
+            points += [tuple(start + t * (end - start)) for t in np.linspace(0, 1, steps)[1:]]
+        else:
+            points.append(tuple(v))
+    return points
+
+
+class MicroCellsSvgTest:
+
+    def test_final_cells_drawing_parses_and_labels_every_op(self):
+        space = micro.MicroSpace()
+        cells = space.decode(space.from_string(known_arcs.CIFAR_MICRO_FINAL))
+        svg = diagrams.micro_cells_svg(cells)
+        root = ElementTree.fromstring(svg)
+        texts = [t.text for t in root.iter(f"{_SVG}text")]
+        assert texts[0] == "ENAS normal cell"
+        assert any(t.startswith("ENAS reduction cell") for t in texts)
+        used = {op for cell in (cells.normal, cells.reduction)
+                for node in cell.nodes for op in (node[1], node[3])}
+        for op in used:
+            assert micro.OPS[op] in texts
+        # Each cell: two inputs, two ops and an add per node, the concat.
+        assert texts.count("node 6: add") == 2
+        assert len([t for t in texts if t in micro.OPS]) == 2 * 2 * 5
+
+    def test_edges_never_run_behind_another_box(self):
+        space = micro.MicroSpace(5)
+        rng = np.random.default_rng(4)
+        for _ in range(10):
+            svg = diagrams.micro_cells_svg(space.decode(space.random_arc(rng)))
+            for cell in ElementTree.fromstring(svg).iter(f"{_SVG}svg"):
+                boxes = [tuple(float(r.get(k)) for k in ("x", "y", "width", "height"))
+                         for r in cell.findall(f"{_SVG}rect") if r.get("x") is not None]
+                for path in cell.findall(f"{_SVG}path"):
+                    if path.get("marker-end") is None:
+                        continue
+                    for x, y in _path_points(path.get("d")):
+                        for bx, by, bw, bh in boxes:
+                            assert not (bx + 2 < x < bx + bw - 2 and by + 2 < y < by + bh - 2)
