@@ -70,11 +70,15 @@ def numpy_walk(ctrl, arc, tanh_constant, temperature, skip_target):
 
 
 def make(num_layers=L, num_branches=6, tanh_constant=1.5, temperature=2.0,
-         skip_target=0.4, init_range=0.5):
+         skip_target=0.4, init_range=0.5, seed=0):
+    """A built controller with reproducible uniform weights."""
     ctrl = macro_controller.MacroController(
         num_layers, num_branches=num_branches, lstm_size=8, tanh_constant=tanh_constant,
-        temperature=temperature, skip_target=skip_target, init_range=init_range)
+        temperature=temperature, skip_target=skip_target)
     ctrl.build()
+    rng = np.random.default_rng(seed)
+    for weight in ctrl.weights:
+        weight.assign(rng.uniform(-init_range, init_range, weight.shape))
     return ctrl
 
 

@@ -71,11 +71,16 @@ def numpy_walk(ctrl, arc, tanh_constant, op_tanh, temperature):
 
 
 def make(num_nodes=B, num_ops=5, tanh_constant=1.1, op_tanh_reduce=2.5,
-         temperature=1.5, init_range=0.5):
+         temperature=1.5, init_range=0.5, seed=0):
+    """A built controller with reproducible uniform weights."""
     ctrl = micro_controller.MicroController(
         num_nodes, num_ops=num_ops, lstm_size=8, tanh_constant=tanh_constant,
-        op_tanh_reduce=op_tanh_reduce, temperature=temperature, init_range=init_range)
+        op_tanh_reduce=op_tanh_reduce, temperature=temperature)
     ctrl.build()
+    rng = np.random.default_rng(seed)
+    for weight in ctrl.weights:
+        if weight.name != "b_soft":
+            weight.assign(rng.uniform(-init_range, init_range, weight.shape))
     return ctrl
 
 
