@@ -39,18 +39,14 @@ def checked_choices(values, bounds, what):
     """
     values = tf.convert_to_tensor(values, tf.int32)
     bounds = tf.constant(bounds, tf.int32)
-    ok = tf.logical_and(
-        tf.equal(tf.shape(values)[0], tf.shape(bounds)[0]),
-        tf.reduce_all(tf.logical_and(values >= 0, values < bounds)))
+    ok = tf.cond(
+        tf.equal(tf.size(values), tf.size(bounds)),
+        lambda: tf.reduce_all(tf.logical_and(values >= 0, values < bounds)),
+        lambda: tf.constant(False))
     with tf.control_dependencies([tf.debugging.Assert(
             ok, [what, "arc out of range; values:", values, "bounds:", bounds],
             summarize=-1)]):
         return tf.identity(values)
-
-
-def pick(weight, slot):
-    """The slot's copy of a stacked weight, or the weight itself."""
-    return weight if slot is None else tf.gather(weight, slot)
 
 
 def pool(x, pool_type, strides=1):
@@ -141,10 +137,11 @@ class ConvBn(_Block):
         strides = (1, self.strides, self.strides, 1)
         if self.separable:
             x = tf.nn.separable_conv2d(
-                x, pick(self.depthwise_kernel, slot), pick(self.pointwise_kernel, slot),
+                x, batch_norm.pick(self.depthwise_kernel, slot),
+                batch_norm.pick(self.pointwise_kernel, slot),
                 strides, "SAME")
         else:
-            x = tf.nn.conv2d(x, pick(self.kernel, slot), strides, "SAME")
+            x = tf.nn.conv2d(x, batch_norm.pick(self.kernel, slot), strides, "SAME")
         x = self.bn(x, training=training, slot=slot)
         return tf.nn.relu(x) if self.post_relu else x
 

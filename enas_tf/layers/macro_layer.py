@@ -1,0 +1,114 @@
+"""One layer of the ENAS macro child (official ``general_child``, whole channels).
+
+Layer i applies one op to layer i-1's output (the stem's for layer 0) and
+adds skip inputs from any earlier layers j < i.
+
+Search mode (``op=None``) builds every op of ``macro.OPS[:num_branches]``
+in build(); ``tf.switch_case`` on the arc tensor runs only the chosen one,
+so one trace serves every architecture (the official code computed all six
+and, through a late-binding bug, always returned max-pool). The skip inputs
+are summed with the op output through a 0/1 mask (the earlier outputs exist
+anyway), then BN.
+
+Fixed mode (``op``, ``skips`` given) builds only the chosen op. As in the
+official fixed model, every layer after the first concatenates its skip
+inputs with the op output and reduces them with ReLU-1x1 conv-BN. The ops
+themselves are the search branches in both modes (conv-BN-ReLU pairs, true
+separable convolutions, and working pool ops), where the official fixed
+model used ReLU-conv-BN pairs, a plain conv for the separable ops and no
+pool ops at all.
+"""
+
+import keras
+import tensorflow as tf
+
+from enas_tf.layers import batch_norm
+from enas_tf.layers import candidate_ops
+from enas_tf.search_space import macro
+
+
+@keras.saving.register_keras_serializable(package="enas_tf")
+class MacroLayer(keras.layers.Layer):
+    """Layer ``layer_id`` of a macro child.
+
+    Call: ``layer(inputs, arc=None, training=False)`` -> [B, H, W, filters],
+    where ``inputs`` is ``[out_0, ..., out_{layer_id-1}]`` (``[stem]`` for
+    layer 0), all with the same resolution, and ``arc`` the whole int32
+    macro arc in search mode (ignored in fixed mode).
+    """
+
+    def __init__(self, layer_id, filters, num_branches=len(macro.OPS), op=None,
+                 skips=None, **kwargs):
+        super().__init__(**kwargs)
+        if (op is None) != (skips is None):
+            raise ValueError(f"op and skips go together (fixed mode) or not at all "
+                             f"(search mode). Received: op={op}, skips={skips}")
+        if op is not None and not 0 <= op < num_branches:
+            raise ValueError(f"op must be in [0, {num_branches - 1}]. Received: op={op}")
+        if skips is not None and len(skips) != layer_id:
+            raise ValueError(f"layer {layer_id} needs {layer_id} skip bits. "
+                             f"Received: skips={skips}")
+        self.layer_id = layer_id
+        self.filters = filters
+        self.num_branches = num_branches
+        self.op = op
+        self.skips = None if skips is None else tuple(int(bit) for bit in skips)
+        self.space = macro.MacroSpace(layer_id + 1, num_branches)
+
+    @property
+    def searching(self):
+        return self.op is None
+
+    def build(self, input_shapes):
+        names = macro.OPS[:self.num_branches] if self.searching else (macro.OPS[self.op],)
+        self.ops = [candidate_ops.MACRO_OPS[name](self.filters, name=name) for name in names]
+        for op in self.ops:
+            op.build(input_shapes[-1])
+        out_shape = self.ops[0].compute_output_shape(input_shapes[-1])
+        if self.layer_id == 0:
+            return
+        if self.searching:
+            self.skip_bn = batch_norm.FusedBatchNorm(name="skip_bn")
+            self.skip_bn.build(out_shape)
+        else:
+            channels = self.filters + sum(
+                shape[-1] for shape, bit in zip(input_shapes, self.skips) if bit)
+            self.skip_conv = candidate_ops.ConvBn(self.filters, pre_relu=True,
+                                                  name="skip_conv")
+            self.skip_conv.build((*out_shape[:-1], channels))
+
+    def call(self, inputs, arc=None, training=False):
+        x = inputs[-1]
+        if not self.searching:
+            out = self.ops[0](x, training=training)
+            if self.layer_id == 0:
+                return out
+            chosen = [y for y, bit in zip(inputs, self.skips) if bit]
+            return self.skip_conv(tf.concat(chosen + [out], axis=-1), training=training)
+        choices = self._choices(arc)
+        out = tf.switch_case(choices[0], [
+            lambda op=op: op(x, training=training) for op in self.ops])
+        if self.layer_id == 0:
+            return out
+        mask = tf.cast(choices[1:], out.dtype)
+        skipped = tf.add_n([mask[j] * y for j, y in enumerate(inputs)])
+        return self.skip_bn(out + skipped, training=training)
+
+    def _choices(self, arc):
+        """[op, skip_0, ..., skip_{i-1}] of this layer, checked."""
+        i = self.layer_id
+        positions = [self.space.op_position(i)] + [
+            self.space.skip_position(i, j) for j in range(i)]
+        return candidate_ops.checked_choices(
+            tf.gather(tf.convert_to_tensor(arc, tf.int32), positions),
+            self.space.bounds[positions], f"macro layer {i}")
+
+    def compute_output_shape(self, input_shapes):
+        return (*input_shapes[-1][:-1], self.filters)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(layer_id=self.layer_id, filters=self.filters,
+                      num_branches=self.num_branches, op=self.op,
+                      skips=None if self.skips is None else list(self.skips))
+        return config
