@@ -7,46 +7,28 @@ import tensorflow as tf
 from enas_tf.controller import macro_controller
 from enas_tf.search_space import known_arcs
 from enas_tf.search_space import macro
+from numpy_policy import Tally, lstm, sigmoid, weights
 
 L = 5
 
 
-def sigmoid(v):
-    return 1 / (1 + np.exp(-v))
-
-
-def log_softmax(v):
-    v = v - v.max()
-    return v - np.log(np.exp(v).sum())
-
-
 def numpy_walk(ctrl, arc, tanh_constant, temperature, skip_target):
     """The policy by hand for ``arc``: (sum log p, sum entropy, skip KL penalty)."""
-    w = {v.name: v.numpy() for v in ctrl.weights}
-
-    def lstm(x, c, h):
-        i, f, o, g = np.split(np.concatenate([x, h], 1) @ w["w_lstm"], 4, axis=1)
-        c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
-        return c, sigmoid(o) * np.tanh(c)
+    w = weights(ctrl)
 
     def shape(logits):
         return tanh_constant * np.tanh(logits / temperature)
 
-    def decide(logits, choice):
-        lp = log_softmax(logits)
-        return lp[choice], -(np.exp(lp) * lp).sum()
-
-    total = entropy = 0.0
+    tally = Tally()
     kls = []
     pos = 0
     c = h = np.zeros([1, ctrl.lstm_size])
     x = w["g_emb"]
     anchors = []
     for layer in range(ctrl.num_layers):
-        c, h = lstm(x, c, h)
-        lp, ent = decide(shape((h @ w["w_soft"]).ravel()), arc[pos])
-        total, entropy = total + lp, entropy + ent
-        c, h = lstm(w["w_emb"][arc[pos]][None], c, h)
+        c, h = lstm(w["w_lstm"], x, c, h)
+        tally.decide(shape((h @ w["w_soft"]).ravel()), arc[pos])
+        c, h = lstm(w["w_lstm"], w["w_emb"][arc[pos]][None], c, h)
         pos += 1
         if layer:
             a = np.concatenate(anchors, 0)
@@ -54,8 +36,7 @@ def numpy_walk(ctrl, arc, tanh_constant, temperature, skip_target):
             q = shape(q)
             kl = 0.0
             for j in range(layer):
-                lp, ent = decide(np.array([-q[j], q[j]]), arc[pos + j])
-                total, entropy = total + lp, entropy + ent
+                tally.decide([-q[j], q[j]], arc[pos + j])
                 p = sigmoid(2 * q[j])  # P(skip) of softmax([-q, q])
                 kl += (p * np.log(p / skip_target)
                        + (1 - p) * np.log((1 - p) / (1 - skip_target)))
@@ -66,7 +47,7 @@ def numpy_walk(ctrl, arc, tanh_constant, temperature, skip_target):
         else:
             x = w["g_emb"]
         anchors.append(h)
-    return total, entropy, np.mean(kls)
+    return tally.log_prob, tally.entropy, np.mean(kls)
 
 
 def make(num_layers=L, num_branches=6, tanh_constant=1.5, temperature=2.0,

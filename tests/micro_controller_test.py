@@ -7,67 +7,47 @@ import tensorflow as tf
 from enas_tf.controller import micro_controller
 from enas_tf.search_space import known_arcs
 from enas_tf.search_space import micro
+from numpy_policy import Tally, log_softmax, lstm, weights
 
 B = 3
 
 
-def sigmoid(v):
-    return 1 / (1 + np.exp(-v))
-
-
-def log_softmax(v):
-    v = v - v.max()
-    return v - np.log(np.exp(v).sum())
-
-
 def numpy_walk(ctrl, arc, tanh_constant, op_tanh, temperature):
     """The policy by hand for ``arc``: (sum log p, sum entropy)."""
-    w = {v.name: v.numpy() for v in ctrl.weights}
+    w = weights(ctrl)
     num_nodes, num_ops = ctrl.num_nodes, ctrl.num_ops
     normal_bias = np.array([0.25, 0.25, -0.25, -0.25, -0.25])[:num_ops]
 
-    def lstm(x, c, h):
-        i, f, o, g = np.split(np.concatenate([x, h], 1) @ w["w_lstm"], 4, axis=1)
-        c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
-        return c, sigmoid(o) * np.tanh(c)
-
-    total = entropy = 0.0
-
-    def decide(logits, choice):
-        nonlocal total, entropy
-        lp = log_softmax(logits)
-        total += lp[choice]
-        entropy -= (np.exp(lp) * lp).sum()
-
+    tally = Tally()
     c = h = np.zeros([1, ctrl.lstm_size])
     for cell in range(2):
         cell_arc = arc[4 * num_nodes * cell:4 * num_nodes * (cell + 1)]
         x = w["g_emb"]
         anchors, keys = [], []
         for _ in range(2):
-            c, h = lstm(x, c, h)
+            c, h = lstm(w["w_lstm"], x, c, h)
             anchors.append(np.zeros_like(h))
             keys.append(h @ w["w_attn_anchor"])
         for node in range(num_nodes):
             for field in (0, 2):
-                c, h = lstm(x, c, h)
+                c, h = lstm(w["w_lstm"], x, c, h)
                 q = np.tanh(np.concatenate(keys) + h @ w["w_attn_query"]) @ w["v_attn"]
                 choice = cell_arc[4 * node + field]
-                decide(tanh_constant * np.tanh(q.ravel() / temperature), choice)
+                tally.decide(tanh_constant * np.tanh(q.ravel() / temperature), choice)
                 x = anchors[choice]
             for field in (1, 3):
-                c, h = lstm(x, c, h)
+                c, h = lstm(w["w_lstm"], x, c, h)
                 logits = op_tanh * np.tanh((h @ w["w_soft"] + w["b_soft"]).ravel() / temperature)
                 if cell == 0:
                     logits = logits + normal_bias
                 choice = cell_arc[4 * node + field]
-                decide(logits, choice)
+                tally.decide(logits, choice)
                 x = w["w_emb"][choice][None]
-            c, h = lstm(x, c, h)
+            c, h = lstm(w["w_lstm"], x, c, h)
             anchors.append(h)
             keys.append(h @ w["w_attn_anchor"])
             x = w["g_emb"]
-    return total, entropy
+    return tally.log_prob, tally.entropy
 
 
 def make(num_nodes=B, num_ops=5, tanh_constant=1.1, op_tanh_reduce=2.5,

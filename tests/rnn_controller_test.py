@@ -5,59 +5,41 @@ import tensorflow as tf
 
 from enas_tf.controller import rnn_controller
 from enas_tf.search_space import rnn
+from numpy_policy import Tally, log_softmax, lstm, weights
 
 N = 5
 
 
-def sigmoid(v):
-    return 1 / (1 + np.exp(-v))
-
-
-def log_softmax(v):
-    v = v - v.max()
-    return v - np.log(np.exp(v).sum())
-
-
 def numpy_log_prob(ctrl, arc, tanh_constant, temperature):
     """Walks the policy by hand for ``arc``; returns (sum log p, sum entropy)."""
-    w = {v.name: v.numpy() for v in ctrl.weights}
-    size = ctrl.lstm_size
-
-    def lstm(x, c, h):
-        i, f, o, g = np.split(np.concatenate([x, h], 1) @ w["w_lstm"], 4, axis=1)
-        c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
-        return c, sigmoid(o) * np.tanh(c)
+    w = weights(ctrl)
 
     def shape(logits):
         return tanh_constant * np.tanh(logits / temperature)
 
-    total, entropy, pos = 0.0, 0.0, 0
-    c = h = np.zeros([1, size])
+    tally, pos = Tally(), 0
+    c = h = np.zeros([1, ctrl.lstm_size])
     x = w["g_emb"]
     anchors = []
     for node in range(N):
-        c, h = lstm(x, c, h)
+        c, h = lstm(w["w_lstm"], x, c, h)
         if node:
             a = np.concatenate(anchors, 0)
             query = np.tanh(a @ w["w_attn_anchor"] + h @ w["w_attn_query"])
             logits = shape((query @ w["v_attn"]).ravel())
             logits = logits - (node - np.arange(node)) ** 2 / 6.0
-            lp = log_softmax(logits)
             prev = arc[pos]
-            total += lp[prev]
-            entropy -= (np.exp(lp) * lp).sum()
+            tally.decide(logits, prev)
             pos += 1
             x = a[prev][None] / (0.1 + node - prev)
         else:
             x = w["g_emb"]
         anchors.append(h)
-        c, h = lstm(x, c, h)
-        lp = log_softmax(shape((h @ w["w_soft"]).ravel()))
-        total += lp[arc[pos]]
-        entropy -= (np.exp(lp) * lp).sum()
+        c, h = lstm(w["w_lstm"], x, c, h)
+        tally.decide(shape((h @ w["w_soft"]).ravel()), arc[pos])
         x = w["w_emb"][arc[pos]][None]
         pos += 1
-    return total, entropy
+    return tally.log_prob, tally.entropy
 
 
 def make(tanh_constant=2.5, temperature=5.0, init_range=0.5):
@@ -100,17 +82,11 @@ class RnnControllerTest:
         sample = tf.function(lambda s: ctrl.sample(s).arc)
         first = np.array([sample(tf.constant([s, 0])).numpy()[0] for s in range(3000)])
         freqs = np.bincount(first, minlength=4) / len(first)
-        # The first decision's distribution, by hand.
-        w = {v.name: v.numpy() for v in ctrl.weights}
-        zero = np.zeros([1, 8])
-        x = np.concatenate([w["g_emb"], zero], 1) @ w["w_lstm"]
-        i, f, o, g = np.split(x, 4, axis=1)
-        c = sigmoid(i) * np.tanh(g)
-        h = sigmoid(o) * np.tanh(c)
-        x = np.concatenate([w["g_emb"], h], 1) @ w["w_lstm"]
-        i, f, o, g = np.split(x, 4, axis=1)
-        c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
-        h = sigmoid(o) * np.tanh(c)
+        # The first decision's distribution, by hand: two LSTM steps from g_emb.
+        w = weights(ctrl)
+        c = h = np.zeros([1, 8])
+        for _ in range(2):
+            c, h = lstm(w["w_lstm"], w["g_emb"], c, h)
         want = np.exp(log_softmax((h @ w["w_soft"]).ravel()))
         np.testing.assert_allclose(freqs, want, atol=0.03)
 
