@@ -1,0 +1,197 @@
+"""One ENAS micro cell (official ``micro_child``), normal or reduction.
+
+A cell reads the outputs of the two previous cells. Calibration first brings
+them to the cell's resolution and ``filters`` channels: ReLU + factorized
+reduction when the resolution is larger, ReLU-1x1 conv-BN when only the
+channels differ. Node b then sums two inputs (cell inputs 0, 1 or earlier
+nodes b'+2), each through its chosen op, and the inputs no node reads
+(cell inputs included, as in the official code) are the cell's output.
+
+Search mode (``nodes=None``), as the official ``_enas_layer``: every op
+exists for every (node, input position) with one weight copy per input the
+node may read (``w[prev_cell]``), so an op's weights are specialised to
+where they read from; ``tf.switch_case`` picks the input and then runs only
+the chosen op, which gathers its chosen copy. Every BN uses batch
+statistics. The loose ends are found from the arc tensor: each of the B+2
+states is multiplied by 1 if no node reads it, else 0, and one ReLU-1x1
+conv-BN maps the concatenation of all of them to ``filters`` channels, so a
+masked-out state contributes nothing and its weight rows get zero gradient
+(the official code gathers the loose ends and their weight rows instead: the
+same function with a dynamic shape). A reduction cell reduces both inputs
+before its nodes (stride-1 ops); the official search reduced the previous
+cell's output twice and dropped the cell before it (issue #83), here the
+cell reads both previous cells as its fixed counterpart does.
+
+Fixed mode (``nodes`` given), as the official ``_fixed_layer``: only the
+chosen ops exist; the second input also passes ReLU-1x1 conv-BN ("layer
+base"); a reduction cell applies its ops with stride 2 to the cell inputs;
+the loose ends are concatenated without a 1x1 conv (larger ones factorized-
+reduced first), so the cell outputs ``len(loose_ends) * filters`` channels
+and the next cell calibrates them. Drop-path applies to every op that is
+not the identity when a keep probability is passed.
+"""
+
+import keras
+import tensorflow as tf
+
+from enas_tf.layers import candidate_ops
+from enas_tf.search_space import micro
+
+
+def drop_path(x, keep_prob, seed):
+    """Zeros whole examples with probability 1 - keep_prob, scales the rest by 1/keep_prob."""
+    noise = keras.random.uniform([tf.shape(x)[0], 1, 1, 1], seed=seed, dtype=x.dtype)
+    return x / keep_prob * tf.floor(keep_prob + noise)
+
+
+def _reduced(size):
+    return None if size is None else -(-size // 2)
+
+
+@keras.saving.register_keras_serializable(package="enas_tf")
+class MicroCell(keras.layers.Layer):
+    """A normal or reduction micro cell.
+
+    Call: ``cell([prev_prev, prev], arc=None, training=False,
+    drop_path_keep=None)`` -> [B, H', W', C'] with H' the resolution of
+    ``prev`` (halved in a reduction cell), C' = ``filters`` in search mode
+    and ``len(loose_ends) * filters`` in fixed mode. ``arc`` is the whole
+    int32 micro arc (search mode); ``drop_path_keep`` (scalar, fixed mode,
+    training only) enables drop-path.
+    """
+
+    def __init__(self, filters, num_nodes=5, reduction=False, nodes=None, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.num_nodes = num_nodes
+        self.reduction = reduction
+        self.space = micro.MicroSpace(num_nodes)
+        self.nodes = None if nodes is None else self._checked_nodes(nodes)
+        if self.nodes is not None:
+            self.seed_generator = keras.random.SeedGenerator(name="drop_path_seed")
+
+    def _checked_nodes(self, nodes):
+        nodes = tuple(tuple(int(v) for v in node) for node in nodes)
+        flat = [v for node in nodes for v in node]
+        bounds = self.space.bounds[:4 * self.num_nodes].tolist()
+        if len(flat) != len(bounds) or any(not 0 <= v < b for v, b in zip(flat, bounds)):
+            raise ValueError(f"nodes must be {self.num_nodes} (input 1, op 1, input 2, op 2) "
+                             f"tuples within {bounds}. Received: nodes={nodes}")
+        return nodes
+
+    @property
+    def searching(self):
+        return self.nodes is None
+
+    @property
+    def loose_ends(self):
+        """States (0, 1 = cell inputs, b+2 = node b) no node reads (fixed mode)."""
+        used = {node[0] for node in self.nodes} | {node[2] for node in self.nodes}
+        return tuple(i for i in range(self.num_nodes + 2) if i not in used)
+
+    def build(self, input_shapes):
+        prev = input_shapes[1]
+        out_hw = _reduced(prev[1]) if self.reduction else prev[1]
+        target = out_hw if self.searching else prev[1]
+        self.calibrate = [self._calibrator(shape, target, f"calibrate_{i}")
+                          for i, shape in enumerate(input_shapes)]
+        state_shape = (prev[0], target, target, self.filters)
+        if self.searching:
+            self.node_ops = [
+                [candidate_ops.MICRO_OPS[name](
+                    self.filters, slots=b + 2, batch_stats_only=True,
+                    name=f"node{b}_x{p}_{name}") for name in micro.OPS]
+                for b, p in self._positions()]
+            self.combine = candidate_ops.ConvBn(
+                self.filters, pre_relu=True, batch_stats_only=True, name="combine")
+            self.combine.build((*state_shape[:-1], (self.num_nodes + 2) * self.filters))
+        else:
+            self.base = candidate_ops.ConvBn(self.filters, pre_relu=True, name="base")
+            self.base.build(state_shape)
+            self.node_ops = [
+                [candidate_ops.MICRO_OPS[micro.OPS[op]](
+                    self.filters, strides=2 if self.reduction and source < 2 else 1,
+                    name=f"node{b}_x{p}_{micro.OPS[op]}")]
+                for b, node in enumerate(self.nodes)
+                for p, (source, op) in enumerate((node[:2], node[2:]))]
+            self.combine = [
+                candidate_ops.FactorizedReduce(self.filters, name=f"combine_{i}")
+                if self.reduction and i < 2 else None for i in self.loose_ends]
+            for reduce in self.combine:
+                if reduce is not None:
+                    reduce.build(state_shape)
+        node_shape = (prev[0], out_hw, out_hw, self.filters)
+        for (b, p), ops in zip(self._positions(), self.node_ops):
+            source = None if self.searching else self.nodes[b][2 * p]
+            for op in ops:
+                op.build(state_shape if source is None or source < 2 else node_shape)
+
+    def _positions(self):
+        """(node, input position) pairs in the order of ``node_ops``."""
+        return [(b, p) for b in range(self.num_nodes) for p in range(2)]
+
+    def _calibrator(self, shape, target, name):
+        """The block bringing an input to the target size and filters, or None."""
+        if shape[1] != target:
+            block = candidate_ops.FactorizedReduce(
+                self.filters, strides=shape[1] // target, pre_relu=True,
+                batch_stats_only=self.searching, name=name)
+        elif shape[-1] != self.filters:
+            block = candidate_ops.ConvBn(self.filters, pre_relu=True,
+                                         batch_stats_only=self.searching, name=name)
+        else:
+            return None
+        block.build(shape)
+        return block
+
+    def call(self, inputs, arc=None, training=False, drop_path_keep=None):
+        states = [x if block is None else block(x, training=training)
+                  for block, x in zip(self.calibrate, inputs)]
+        if self.searching:
+            return self._search(states, arc, training)
+        states[1] = self.base(states[1], training=training)
+        for b, node in enumerate(self.nodes):
+            summed = 0
+            for p, (source, op) in enumerate((node[:2], node[2:])):
+                y = self.node_ops[2 * b + p][0](states[source], training=training)
+                if training and drop_path_keep is not None and micro.OPS[op] != "identity":
+                    y = drop_path(y, drop_path_keep, self.seed_generator)
+                summed += y
+            states.append(summed)
+        outs = [states[i] if reduce is None else reduce(states[i], training=training)
+                for i, reduce in zip(self.loose_ends, self.combine)]
+        return tf.concat(outs, axis=-1)
+
+    def _search(self, states, arc, training):
+        positions = [self.space.position(self.reduction, b, field)
+                     for b in range(self.num_nodes) for field in range(4)]
+        choices = candidate_ops.checked_choices(
+            tf.gather(tf.convert_to_tensor(arc, tf.int32), positions),
+            self.space.bounds[positions],
+            f"micro {'reduction' if self.reduction else 'normal'} cell")
+        for b in range(self.num_nodes):
+            summed = 0
+            for p in range(2):
+                source, op = choices[4 * b + 2 * p], choices[4 * b + 2 * p + 1]
+                x = tf.switch_case(source, [lambda s=s: s for s in states])
+                summed += tf.switch_case(op, [
+                    lambda o=o: o(x, training=training, slot=source)
+                    for o in self.node_ops[2 * b + p]])
+            states.append(summed)
+        used = tf.reduce_max(tf.one_hot(choices[0::2], self.num_nodes + 2), axis=0)
+        loose = 1.0 - tf.cast(used, states[0].dtype)
+        masked = tf.concat([loose[i] * s for i, s in enumerate(states)], axis=-1)
+        return self.combine(masked, training=training)
+
+    def compute_output_shape(self, input_shapes):
+        prev = input_shapes[1]
+        hw = _reduced(prev[1]) if self.reduction else prev[1]
+        channels = self.filters * (1 if self.searching else len(self.loose_ends))
+        return (prev[0], hw, hw, channels)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(filters=self.filters, num_nodes=self.num_nodes,
+                      reduction=self.reduction,
+                      nodes=None if self.nodes is None else [list(n) for n in self.nodes])
+        return config
