@@ -53,6 +53,12 @@ class PtbChild(keras.Model):
         self.cell = enas_rnn_cell.EnasRnnCell(
             num_nodes, hidden_size, fixed_arc=fixed_arc, init_range=init_range,
             name="enas_cell")
+        # The softmax weights are tied to the embedding, but the bias is its
+        # own: from the near-zero outputs of a fresh cell, a tied softmax
+        # without one cannot even learn word frequencies, and training sat at
+        # the uniform loss for the first hundred steps at the paper's size.
+        self.softmax_bias = self.add_weight(
+            shape=(vocab_size,), initializer="zeros", name="softmax_bias")
 
     @property
     def fixed_arc(self):
@@ -78,6 +84,7 @@ class PtbChild(keras.Model):
         dropped = outputs * dropout.keep_mask(
             [batch, 1, self.hidden_size], keep.outputs, seeds[3])
         logits = tf.matmul(dropped, self.embedding.embeddings, transpose_b=True)
+        logits = logits + self.softmax_bias
         return logits, state, outputs
 
     def get_config(self):

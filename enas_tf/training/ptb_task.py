@@ -92,7 +92,8 @@ class PtbTask(task.ChildTask):
         cfg = self.config
         reg = tf.constant(0.0)
         if cfg.l2_reg:
-            used = [self.model.embedding.embeddings, self.model.cell.w_input,
+            used = [self.model.embedding.embeddings, self.model.softmax_bias,
+                    self.model.cell.w_input,
                     self.model.cell.w_state] + self.model.cell.edge_weights_for(arc)
             reg += cfg.l2_reg * tf.add_n([tf.reduce_sum(tf.square(w)) for w in used])
         if cfg.slowness_reg:
