@@ -75,6 +75,7 @@ class SearchLoop:
             self._sample_arc = tf.function(self._sample_arc_fn)
             self._score = tf.function(self._score_fn)
             self._apply = tf.function(reinforce.apply)
+            self._reward = tf.function(task.reward)
         self.started = time.time()
 
     # Compiled controller pieces -------------------------------------------
@@ -125,7 +126,7 @@ class SearchLoop:
         steps = self.task.child_steps_per_epoch()
         bar = keras.utils.Progbar(steps, verbose=1 if self.config.verbose else 0,
                                   stateful_metrics=["loss", "ppl", "acc"])
-        last = {}
+        totals, last = {}, {}
         for step in range(steps):
             started = time.perf_counter()
             arc = self._sample_arc() if self.mode == "search" else self.task.fixed_arc
@@ -137,7 +138,10 @@ class SearchLoop:
             if global_step % self.config.log_every == 0 or step + 1 == steps:
                 self._write_scalars(last, "child", step=global_step)
             bar.update(step + 1, [(k, v) for k, v in last.items()])
-        return {f"child_{k}": v for k, v in last.items()}
+            for name, value in last.items():
+                totals[name] = totals.get(name, 0.0) + value
+        # Epoch means; "skipped" stays a count.
+        return {f"child_{k}": v if k == "skipped" else v / steps for k, v in totals.items()}
 
     def _controller_phase(self, epoch):
         cfg = self.config
@@ -175,12 +179,11 @@ class SearchLoop:
         """Samples K arcs, scores each on the same validation batches."""
         cfg = self.config
         batches = [self.task.reward_batch() for _ in range(cfg.derive_num_batches)]
-        reward = tf.function(self.task.reward)
         epoch = int(self.epoch.numpy())
         records, best = [], None
         for _ in range(cfg.derive_num_samples):
             arc = self._sample_arc()
-            scores = np.array([[v.numpy() for v in reward(arc, b)] for b in batches])
+            scores = np.array([[v.numpy() for v in self._reward(arc, b)] for b in batches])
             value, metric = scores.mean(axis=0).tolist()
             records.append(self._arc_record(epoch, "derive", arc.numpy(), value, metric))
             if best is None or value > best[1]:
@@ -236,7 +239,8 @@ class SearchLoop:
         if self.mode == "search":
             traces.update(sample_arc=self._sample_arc.experimental_get_tracing_count(),
                           controller_score=self._score.experimental_get_tracing_count(),
-                          controller_update=self._apply.experimental_get_tracing_count())
+                          controller_update=self._apply.experimental_get_tracing_count(),
+                          derive_reward=self._reward.experimental_get_tracing_count())
         return traces
 
     def _write_scalars(self, metrics, prefix, step):
