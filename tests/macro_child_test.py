@@ -158,6 +158,19 @@ class MacroChildTest:
         clone.set_weights(model.get_weights())
         np.testing.assert_allclose(clone(x).numpy(), model(x).numpy(), rtol=1e-5)
 
+    @pytest.mark.parametrize("fixed_arc", [None, "4 5 1 0 0 0 3 0 1 1"])
+    def test_checkpoint_restores_every_variable(self, fixed_arc, tmp_path):
+        model, fresh = (cifar_child.MacroChild(num_layers=4, out_filters=C, fixed_arc=fixed_arc)
+                        for _ in range(2))
+        x = images(15, (B, H, H, 3))
+        arc = None if fixed_arc else tf.constant(model.space.random_arc(np.random.default_rng(2)))
+        want, _ = model(x, arc).numpy(), fresh(x, arc)
+        path = tf.train.Checkpoint(model=model).save(str(tmp_path / "ckpt"))
+        saved = [name for name, _ in tf.train.list_variables(path) if name.startswith("model/")]
+        assert len(saved) == len(model.weights)
+        tf.train.Checkpoint(model=fresh).restore(path).assert_existing_objects_matched()
+        np.testing.assert_allclose(fresh(x, arc).numpy(), want, rtol=1e-5, atol=1e-6)
+
     def test_the_official_final_arc_builds(self):
         model = cifar_child.MacroChild(num_layers=24, out_filters=96, num_branches=4,
                                        fixed_arc=known_arcs.CIFAR_MACRO_FINAL)

@@ -218,6 +218,36 @@ class MicroChildTest:
         clone.set_weights(model.get_weights())
         np.testing.assert_allclose(clone(x).numpy(), model(x).numpy(), rtol=1e-5)
 
+    @pytest.mark.parametrize("fixed_arc", [None, "0 4 1 2 2 0 0 3 1 1 1 0 2 4 0 2"])
+    def test_checkpoint_restores_every_variable(self, fixed_arc, tmp_path):
+        model, fresh = (cifar_child.MicroChild(num_layers=1, out_filters=C, num_nodes=2,
+                                               use_aux_heads=True, drop_path_keep_prob=0.6,
+                                               fixed_arc=fixed_arc) for _ in range(2))
+        x = images(26, (B, 32, 32, 3))
+        arc = None if fixed_arc else tf.constant(model.space.random_arc(np.random.default_rng(3)))
+        model(x, arc, training=True)
+        want, _ = model(x, arc).numpy(), fresh(x, arc, training=True)
+        path = tf.train.Checkpoint(model=model).save(str(tmp_path / "ckpt"))
+        saved = [name for name, _ in tf.train.list_variables(path) if name.startswith("model/")]
+        assert len(saved) == len(model.weights)
+        tf.train.Checkpoint(model=fresh).restore(path).assert_existing_objects_matched()
+        np.testing.assert_allclose(fresh(x, arc).numpy(), want, rtol=1e-5, atol=1e-6)
+
+    def test_fixed_model_exports_as_a_saved_model(self, tmp_path):
+        model = cifar_child.MicroChild(num_layers=1, out_filters=C, num_nodes=2,
+                                       use_aux_heads=True,
+                                       fixed_arc="0 4 1 2 2 0 0 3 1 1 1 0 2 4 0 2")
+        x = images(27, (B, 32, 32, 3))
+        model(x, training=True)
+        module = tf.Module()
+        module.model = model
+        module.serve = tf.function(lambda images: model(images), input_signature=[
+            tf.TensorSpec([None, 32, 32, 3], tf.float32)])
+        tf.saved_model.save(module, str(tmp_path))
+        loaded = tf.saved_model.load(str(tmp_path))
+        np.testing.assert_allclose(loaded.serve(x[:1]).numpy(), model(x[:1]).numpy(),
+                                   rtol=1e-5, atol=1e-6)
+
     def test_the_official_final_arc_builds(self):
         model = cifar_child.MicroChild(num_layers=15, out_filters=36, num_nodes=5,
                                        fixed_arc=known_arcs.CIFAR_MICRO_FINAL,

@@ -11,6 +11,11 @@ step, and every block computes its output shape without running.
 slot, picked by a tensor index at call time: the official micro search keeps
 one copy per input a node may read (``w[prev_cell]``). Only the picked copy
 gets a gradient.
+
+Groups of sublayers and variables are tuples throughout the CIFAR layers:
+Keras 3 wraps a list attribute in a type that ``tf.train.Checkpoint`` and
+SavedModel do not follow, so the weights in a list would be silently left
+out of checkpoints.
 """
 
 import functools
@@ -168,8 +173,8 @@ class FactorizedReduce(_Block):
 
     def build(self, input_shape):
         shape = (1, 1, input_shape[-1], self.filters // 2)
-        self.kernels = [self.add_weight(shape=shape, initializer=he_normal(),
-                                        name=f"path{i}_kernel") for i in (1, 2)]
+        self.kernels = tuple(self.add_weight(shape=shape, initializer=he_normal(),
+                                             name=f"path{i}_kernel") for i in (1, 2))
         self.bn = self._bn()
         self.bn.build(self.compute_output_shape(input_shape))
 
@@ -241,10 +246,10 @@ class SepConvStack(_Block):
         self.kernel_size = kernel_size
 
     def build(self, input_shape):
-        self.convs = [
+        self.convs = tuple(
             self._conv_bn(self.filters, self.kernel_size, strides=self.strides if i == 0 else 1,
                           separable=True, pre_relu=True, name=f"sep_conv_{i}")
-            for i in range(2)]
+            for i in range(2))
         for conv in self.convs:
             conv.build(input_shape)
             input_shape = conv.compute_output_shape(input_shape)

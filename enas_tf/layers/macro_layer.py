@@ -61,7 +61,8 @@ class MacroLayer(keras.layers.Layer):
 
     def build(self, input_shapes):
         names = macro.OPS[:self.num_branches] if self.searching else (macro.OPS[self.op],)
-        self.ops = [candidate_ops.MACRO_OPS[name](self.filters, name=name) for name in names]
+        self.ops = tuple(candidate_ops.MACRO_OPS[name](self.filters, name=name)
+                         for name in names)
         for op in self.ops:
             op.build(input_shapes[-1])
         out_shape = self.ops[0].compute_output_shape(input_shapes[-1])

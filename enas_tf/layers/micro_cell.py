@@ -93,30 +93,30 @@ class MicroCell(keras.layers.Layer):
         prev = input_shapes[1]
         out_hw = _reduced(prev[1]) if self.reduction else prev[1]
         target = out_hw if self.searching else prev[1]
-        self.calibrate = [self._calibrator(shape, target, f"calibrate_{i}")
-                          for i, shape in enumerate(input_shapes)]
+        self.calibrate = tuple(self._calibrator(shape, target, f"calibrate_{i}")
+                               for i, shape in enumerate(input_shapes))
         state_shape = (prev[0], target, target, self.filters)
         if self.searching:
-            self.node_ops = [
-                [candidate_ops.MICRO_OPS[name](
+            self.node_ops = tuple(
+                tuple(candidate_ops.MICRO_OPS[name](
                     self.filters, slots=b + 2, batch_stats_only=True,
-                    name=f"node{b}_x{p}_{name}") for name in micro.OPS]
-                for b, p in self._positions()]
+                    name=f"node{b}_x{p}_{name}") for name in micro.OPS)
+                for b, p in self._positions())
             self.combine = candidate_ops.ConvBn(
                 self.filters, pre_relu=True, batch_stats_only=True, name="combine")
             self.combine.build((*state_shape[:-1], (self.num_nodes + 2) * self.filters))
         else:
             self.base = candidate_ops.ConvBn(self.filters, pre_relu=True, name="base")
             self.base.build(state_shape)
-            self.node_ops = [
-                [candidate_ops.MICRO_OPS[micro.OPS[op]](
+            self.node_ops = tuple(
+                (candidate_ops.MICRO_OPS[micro.OPS[op]](
                     self.filters, strides=2 if self.reduction and source < 2 else 1,
-                    name=f"node{b}_x{p}_{micro.OPS[op]}")]
+                    name=f"node{b}_x{p}_{micro.OPS[op]}"),)
                 for b, node in enumerate(self.nodes)
-                for p, (source, op) in enumerate((node[:2], node[2:]))]
-            self.combine = [
+                for p, (source, op) in enumerate((node[:2], node[2:])))
+            self.combine = tuple(
                 candidate_ops.FactorizedReduce(self.filters, name=f"combine_{i}")
-                if self.reduction and i < 2 else None for i in self.loose_ends]
+                if self.reduction and i < 2 else None for i in self.loose_ends)
             for reduce in self.combine:
                 if reduce is not None:
                     reduce.build(state_shape)

@@ -89,17 +89,19 @@ class MacroChild(_CifarChild):
         self.pool_layers = space.pool_layers()
         net = self.fixed_view()
         self.stem = candidate_ops.ConvBn(out_filters, 3, name="stem")
-        self.macro_layers, self.reductions = [], []
+        macro_layers, reductions = [], []
         filters = out_filters
         for i in range(num_layers):
-            self.macro_layers.append(macro_layer.MacroLayer(
+            macro_layers.append(macro_layer.MacroLayer(
                 i, filters, num_branches, op=net and net.ops[i], skips=net and net.skips[i],
                 name=f"layer_{i}"))
             if i in self.pool_layers:
                 filters *= 1 if self.searching else 2
-                self.reductions.append([
+                reductions.append(tuple(
                     candidate_ops.FactorizedReduce(filters, name=f"pool_at_{i}_from_{j}")
-                    for j in range(i + 1)])
+                    for j in range(i + 1)))
+        # Tuples, not lists: see candidate_ops.
+        self.macro_layers, self.reductions = tuple(macro_layers), tuple(reductions)
 
     def build(self, images_shape):
         stem = _built_output_shape(self.stem, images_shape)
@@ -218,14 +220,15 @@ class MicroChild(_CifarChild):
         arc = self.fixed_view()
         self.stem = candidate_ops.ConvBn(3 * out_filters, 3, batch_stats_only=self.searching,
                                          name="stem")
-        self.cells = []
+        cells = []
         filters = out_filters
         for c in range(num_layers + 2):
             reduction = c in reduction_layers
             filters *= 2 if reduction else 1
             cell = arc and (arc.reduction if reduction else arc.normal)
-            self.cells.append(micro_cell.MicroCell(
+            cells.append(micro_cell.MicroCell(
                 filters, num_nodes, reduction, nodes=cell and cell.nodes, name=f"cell_{c}"))
+        self.cells = tuple(cells)  # not a list: see candidate_ops
         self.aux_index = reduction_layers[-1] + 1 if use_aux_heads else None
         self.aux_head = (AuxHead(num_classes, batch_stats_only=self.searching, name="aux_head")
                          if use_aux_heads else None)
