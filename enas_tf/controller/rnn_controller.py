@@ -28,9 +28,7 @@ class RnnController(controller.Controller):
         num_acts = len(rnn.ACTIVATIONS)
         self.w_soft = self._weight("w_soft", (self.lstm_size, num_acts))
         self.w_emb = self._weight("w_emb", (num_acts, self.lstm_size))
-        self.w_attn_anchor = self._weight("w_attn_anchor", (self.lstm_size, self.lstm_size))
-        self.w_attn_query = self._weight("w_attn_query", (self.lstm_size, self.lstm_size))
-        self.v_attn = self._weight("v_attn", (self.lstm_size, 1))
+        self.build_attention()
 
     def sample(self, seed, arc=None):
         if not self.built:
@@ -38,12 +36,12 @@ class RnnController(controller.Controller):
         decisions = controller.Decisions(seed, self.space.arc_length, arc)
         c, h = self.zero_state()
         inputs = self.g_emb
-        anchors, anchors_w = [], []
+        anchors, keys = [], []
         for node in range(self.num_nodes):
             c, h = self.lstm(inputs, c, h)
             if node > 0:
-                query = tf.tanh(tf.concat(anchors_w, 0) + tf.matmul(h, self.w_attn_query))
-                logits = self.shape_logits(tf.reshape(tf.matmul(query, self.v_attn), [1, node]))
+                scores = self.attention(tf.concat(keys, 0), h)
+                logits = self.shape_logits(scores[tf.newaxis])
                 distance = tf.cast(node - tf.range(node), tf.float32)
                 prev = decisions.choose(logits - distance ** 2 / 6.0)
                 chosen = tf.gather(tf.concat(anchors, 0), prev)[tf.newaxis]
@@ -51,7 +49,7 @@ class RnnController(controller.Controller):
             else:
                 inputs = self.g_emb
             anchors.append(h)
-            anchors_w.append(tf.matmul(h, self.w_attn_anchor))
+            keys.append(tf.matmul(h, self.w_attn_anchor))
             c, h = self.lstm(inputs, c, h)
             act = decisions.choose(self.shape_logits(tf.matmul(h, self.w_soft)))
             inputs = tf.gather(self.w_emb, act)[tf.newaxis]
