@@ -63,7 +63,8 @@ class MicroCellTest:
             return tape.gradient(loss, variables)
 
         chosen = {(b, p): node[2 * p:2 * p + 2] for b, node in enumerate(nodes) for p in (0, 1)}
-        for (b, p), per_op in zip(cell._positions(), grads(arc_of(nodes))):
+        positions = [(b, p) for b in range(2) for p in (0, 1)]  # the order of node_ops
+        for (b, p), per_op in zip(positions, grads(arc_of(nodes))):
             source, op = chosen[(b, p)]
             for k, op_grads in enumerate(per_op):
                 for grad in op_grads:

@@ -11,7 +11,7 @@ Search mode (``nodes=None``), as the official ``_enas_layer``: every op
 exists for every (node, input position) with one weight copy per input the
 node may read (``w[prev_cell]``), so an op's weights are specialised to
 where they read from; ``tf.switch_case`` picks the input and then runs only
-the chosen op, which gathers its chosen copy. Every BN uses batch
+the chosen op, which slices out its chosen copy. Every BN uses batch
 statistics. The loose ends are found from the arc tensor: each of the B+2
 states is multiplied by 1 if no node reads it, else 0, and one ReLU-1x1
 conv-BN maps the concatenation of all of them to ``filters`` channels, so a
