@@ -45,21 +45,17 @@ class SearchSpace(abc.ABC):
             raise ArcError(
                 f"{self.name} arc must have {self.arc_length} integers "
                 f"({self.describe()}). Received: {values.shape[0]} integers")
-        if not np.issubdtype(values.dtype, np.integer):
-            for i, v in enumerate(values.tolist()):
-                if not float(v).is_integer():
-                    raise ArcError(
-                        f"{self.name} arc position {i} ({self.position_name(i)}) "
-                        f"must be an integer. Received: {v!r}")
-        values = values.astype(np.int64)
-        bounds = self.bounds
-        bad = np.nonzero((values < 0) | (values >= bounds))[0]
-        if bad.size:
-            i = int(bad[0])
-            raise ArcError(
-                f"{self.name} arc position {i} ({self.position_name(i)}) must "
-                f"be in [0, {int(bounds[i]) - 1}]. Received: {int(values[i])}")
-        return values.astype(np.int32)
+        # Python scalars: no cast can overflow before the range check.
+        checked = []
+        for i, (value, bound) in enumerate(zip(values.tolist(), self.bounds.tolist())):
+            where = f"{self.name} arc position {i} ({self.position_name(i)})"
+            if not _is_integral(value):
+                raise ArcError(f"{where} must be an integer. Received: {value!r}")
+            if not 0 <= int(value) < bound:
+                raise ArcError(f"{where} must be in [0, {bound - 1}]. "
+                               f"Received: {int(value)}")
+            checked.append(int(value))
+        return np.array(checked, dtype=np.int32)
 
     def from_string(self, text: str) -> np.ndarray:
         """Parses the official whitespace-separated format (any line breaks)."""
@@ -74,7 +70,7 @@ class SearchSpace(abc.ABC):
                 raise ArcError(
                     f"{self.name} arc token {i} must be an integer. "
                     f"Received: {token!r}") from None
-        return self.validate(np.array(values, dtype=np.int64))
+        return self.validate(np.array(values, dtype=object))
 
     def to_string(self, arc) -> str:
         return " ".join(str(v) for v in self.validate(arc).tolist())
@@ -86,3 +82,11 @@ class SearchSpace(abc.ABC):
     def describe(self) -> str:
         """One-line summary of the layout, used in error messages."""
         return f"{self.arc_length} positions"
+
+
+def _is_integral(value) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    return isinstance(value, float) and value.is_integer()
