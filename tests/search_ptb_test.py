@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -191,6 +192,23 @@ class BadInputTest:
         assert message in last, result.stderr[-2000:]
         assert "Traceback" not in result.stderr
         assert not output_dir.exists()
+
+    def test_a_second_run_on_a_live_output_dir_is_refused(self, tmp_path):
+        output_dir = tmp_path / "run"
+        first = subprocess.Popen([sys.executable, BINARY] + TINY + [
+            f"--output_dir={output_dir}", "--num_epochs=1000"], cwd=ROOT,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.time() + 120
+            while not (output_dir / "flags.cfg").exists() and time.time() < deadline:
+                time.sleep(0.5)
+            result = run([f"--output_dir={output_dir}", "--reset_output_dir"], check=False)
+            assert result.returncode == 2
+            assert f"in use by another run (pid {first.pid})" in result.stderr.splitlines()[-1]
+            assert first.poll() is None and (output_dir / "flags.cfg").exists()
+        finally:
+            first.kill()
+            first.wait()
 
     def test_out_of_range_flag_names_the_bound(self, tmp_path):
         result = run([f"--output_dir={tmp_path}", "--child_lstm_x_keep=1.5"], check=False)

@@ -192,6 +192,6 @@ def exit_on_user_error(fn, user_errors=()):
     """Runs ``fn``; bad input ends the process with its one-line message."""
     try:
         return fn()
-    except (UsageError, arcs.ArcError) + tuple(user_errors) as e:
+    except (UsageError, arcs.ArcError, run_dir.OutputDirBusyError) + tuple(user_errors) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -4,6 +4,8 @@ Every JSON/text output is written to a temporary file and renamed into
 place, so a reader (or a resumed run) sees either the old or the new file.
 """
 
+import errno
+import fcntl
 import json
 import os
 import shutil
@@ -17,14 +19,54 @@ BEST_ARC = "best_arc.txt"
 FLAGS = "flags.cfg"
 CHECKPOINTS = "checkpoints"
 TENSORBOARD = "tensorboard"
+LOCK = ".lock"
+
+_held_locks = []  # open lock files: a lock lives as long as its process
+
+
+class OutputDirBusyError(RuntimeError):
+    """Another live process is writing the same output directory."""
 
 
 def prepare(output_dir, reset):
-    """Creates ``output_dir``; with ``reset`` empties it first."""
-    if reset and os.path.isdir(output_dir):
-        logging.info("Removing %s (--reset_output_dir)", output_dir)
-        shutil.rmtree(output_dir)
+    """Creates and locks ``output_dir``; with ``reset`` empties it first.
+
+    The lock is taken before anything is deleted and is never deleted
+    itself, so a second run can neither write beside a live one nor reset
+    it away from under it.
+    """
     os.makedirs(output_dir, exist_ok=True)
+    _lock(output_dir)
+    if reset:
+        logging.info("Emptying %s (--reset_output_dir)", output_dir)
+        for name in os.listdir(output_dir):
+            path = os.path.join(output_dir, name)
+            if name == LOCK:
+                continue
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
+
+
+def _lock(output_dir):
+    path = os.path.join(output_dir, LOCK)
+    lock_file = open(path, "a+", encoding="utf-8")  # pylint: disable=consider-using-with
+    try:
+        fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        if e.errno not in (errno.EAGAIN, errno.EACCES):
+            raise
+        lock_file.seek(0)
+        owner = lock_file.read().strip() or "unknown"
+        lock_file.close()
+        raise OutputDirBusyError(
+            f"--output_dir={output_dir} is in use by another run (pid {owner}); "
+            "wait for it to finish or choose another --output_dir") from None
+    lock_file.truncate(0)
+    lock_file.write(str(os.getpid()))
+    lock_file.flush()
+    _held_locks.append(lock_file)
 
 
 def write_text(path, text):
