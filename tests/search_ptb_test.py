@@ -124,6 +124,16 @@ class ResumeTest:
         epochs = [r["epoch"] for r in read_arcs(output_dir) if r["phase"] == "controller"]
         assert epochs == [0] * 6 + [1] * 6
 
+    def test_resumed_run_samples_the_arcs_of_an_uninterrupted_one(self, tmp_path):
+        straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
+        run([f"--output_dir={straight}", "--num_epochs=2"])
+        run([f"--output_dir={resumed}", "--num_epochs=1"])
+        run([f"--output_dir={resumed}", "--num_epochs=2"])
+        a, b = read_arcs(straight), read_arcs(resumed)
+        assert [r["arc"] for r in a] == [r["arc"] for r in b]
+        np.testing.assert_allclose([r["reward"] for r in a], [r["reward"] for r in b],
+                                   rtol=1e-4)
+
     def test_reset_output_dir_starts_over(self, tmp_path):
         output_dir = str(tmp_path / "run")
         run([f"--output_dir={output_dir}", "--num_epochs=1"])

@@ -64,8 +64,11 @@ class PtbTask(task.ChildTask):
         self.optimizer = keras.optimizers.SGD(config.lr)
         self._build()
         self.train_windows = ptb.lm_dataset(data.train, config.batch_size, config.bptt)
-        self.reward_windows = iter(
-            ptb.lm_dataset(data.valid, config.batch_size, config.bptt).repeat())
+        # Reward batches cycle through the validation windows from a
+        # checkpointed position, so a resumed run rewards the same batches.
+        self.reward_windows = list(ptb.lm_dataset(data.valid, config.batch_size, config.bptt))
+        self.reward_position = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                           name="reward_position")
         self._train_step = tf.function(self._train_step_fn)
         self._eval_step = tf.function(self._eval_step_fn)
         self._iterator, self._state = None, None
@@ -156,7 +159,8 @@ class PtbTask(task.ChildTask):
                 "grad_norm": float(grad_norm.numpy()), "skipped": int(not finite.numpy())}
 
     def reward_batch(self):
-        return next(self.reward_windows)
+        position = int(self.reward_position.assign_add(1).numpy()) - 1
+        return self.reward_windows[position % len(self.reward_windows)]
 
     def evaluate(self, arc, split):
         ids = {"valid": self.data.valid, "test": self.data.test}[split]
@@ -173,7 +177,8 @@ class PtbTask(task.ChildTask):
         return {f"{split}_loss": loss, f"{split}_ppl": float(np.exp(loss))}
 
     def checkpoint_items(self):
-        return {"model": self.model, "optimizer": self.optimizer}
+        return {"model": self.model, "optimizer": self.optimizer,
+                "reward_position": self.reward_position}
 
     def traces(self):
         return {"child_train_step": self._train_step.experimental_get_tracing_count(),
