@@ -43,6 +43,11 @@ flags.DEFINE_integer("eval_every_epochs", 1, "Full validation every this many ep
 flags.DEFINE_integer("max_checkpoints", 3, "Checkpoints kept in --output_dir.",
                      lower_bound=1)
 flags.DEFINE_integer("seed", 0, "Seed of weight init, dropout and arc sampling.")
+flags.DEFINE_integer("max_consecutive_bad_steps", 10, "After this many non-finite "
+                     "child steps in a row, roll back to the last checkpoint and lower "
+                     "the learning rate (0: never).", lower_bound=0)
+flags.DEFINE_float("rollback_lr_factor", 0.5, "Learning-rate factor of each rollback.",
+                   lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_boolean("verbose", True, "Show a progress bar for the child phase.")
 
 # The child (shared by all spaces) ------------------------------------------
@@ -169,17 +174,22 @@ def loop_config(default_model_name):
         derive_num_batches=FLAGS.derive_num_batches,
         log_every=FLAGS.log_every,
         max_checkpoints=FLAGS.max_checkpoints,
+        max_consecutive_bad_steps=FLAGS.max_consecutive_bad_steps,
+        rollback_lr_factor=FLAGS.rollback_lr_factor,
         export_dir=FLAGS.export_dir or os.path.join(FLAGS.output_dir, "export"),
         model_name=FLAGS.model_name or default_model_name,
         verbose=FLAGS.verbose)
 
 
-def build_reinforce(controller):
-    """REINFORCE with the official Adam settings (beta1 0, epsilon 1e-3)."""
+def build_reinforce(controller, penalty_weight=0.0):
+    """REINFORCE with the official Adam settings (beta1 0, epsilon 1e-3).
+
+    ``penalty_weight`` weighs the controller's sample penalty (the macro skip KL).
+    """
     optimizer = keras.optimizers.Adam(FLAGS.controller_lr, beta_1=0.0, epsilon=1e-3)
     return reinforce.Reinforce(
         controller, optimizer, baseline_decay=FLAGS.controller_bl_dec,
-        entropy_weight=FLAGS.controller_entropy_weight)
+        entropy_weight=FLAGS.controller_entropy_weight, penalty_weight=penalty_weight)
 
 
 def seed_everything():

@@ -36,6 +36,8 @@ class LoopConfig:
     derive_num_batches: int = 1
     log_every: int = 50
     max_checkpoints: int = 3
+    max_consecutive_bad_steps: int = 10  # then roll back; 0 never rolls back
+    rollback_lr_factor: float = 0.5
     export_dir: str = ""
     model_name: str = "enas"
     verbose: bool = True
@@ -56,12 +58,15 @@ class SearchLoop:
         self.child_steps = tf.Variable(0, dtype=tf.int64, name="child_steps")
         self.controller_steps = tf.Variable(0, dtype=tf.int64, name="controller_steps")
         self.skipped_steps = tf.Variable(0, dtype=tf.int64, name="skipped_steps")
+        self.rollbacks = tf.Variable(0, dtype=tf.int64, name="rollbacks")
+        self.lr_scale = tf.Variable(1.0, dtype=tf.float64, name="lr_scale")
         self.child_seconds, self.controller_seconds = [], []
         self.results = {"best_arc": None, "best_reward": None}
         items = dict(task.checkpoint_items(), rng=rng, epoch=self.epoch,
                      child_steps=self.child_steps,
                      controller_steps=self.controller_steps,
-                     skipped_steps=self.skipped_steps)
+                     skipped_steps=self.skipped_steps, rollbacks=self.rollbacks,
+                     lr_scale=self.lr_scale)
         if reinforce is not None:
             items.update(controller=controller, reinforce=reinforce,
                          controller_optimizer=reinforce.optimizer)
@@ -88,11 +93,16 @@ class SearchLoop:
 
     # The run ---------------------------------------------------------------
     def run(self):
-        self._restore()
-        start_epoch = int(self.epoch.numpy())
-        self.arc_log.truncate_to_epoch(start_epoch)
-        for epoch in range(start_epoch, self.config.num_epochs):
-            self._run_epoch(epoch)
+        if not self._restore():
+            self.manager.save(checkpoint_number=0)  # a rollback target from the start
+        epoch = int(self.epoch.numpy())
+        self.arc_log.truncate_to_epoch(epoch)
+        while epoch < self.config.num_epochs:
+            try:
+                self._run_epoch(epoch)
+            except _TooManyBadSteps:
+                self._roll_back()
+            epoch = int(self.epoch.numpy())
         if self.mode == "search":
             self.results.update(self._derive())
         else:
@@ -100,13 +110,30 @@ class SearchLoop:
         return self._write_summary()
 
     def _restore(self):
-        if self.manager.latest_checkpoint:
-            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
-            logging.info("Resumed from %s (epoch %d)", self.manager.latest_checkpoint,
-                         int(self.epoch.numpy()))
+        if not self.manager.latest_checkpoint:
+            return False
+        self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+        logging.info("Restored %s (epoch %d)", self.manager.latest_checkpoint,
+                     int(self.epoch.numpy()))
+        return True
+
+    def _roll_back(self):
+        """Back to the last checkpoint, with a lower learning rate from now on."""
+        scale = float(self.lr_scale.numpy()) * self.config.rollback_lr_factor
+        rollbacks = int(self.rollbacks.numpy()) + 1
+        skipped = int(self.skipped_steps.numpy())  # every skip stays counted
+        self._restore()
+        self.lr_scale.assign(scale)
+        self.rollbacks.assign(rollbacks)
+        self.skipped_steps.assign(skipped)
+        self.arc_log.truncate_to_epoch(int(self.epoch.numpy()))
+        logging.warning("%d consecutive non-finite steps: rolled back to epoch %d; "
+                        "learning rate scaled by %g", self.config.max_consecutive_bad_steps,
+                        int(self.epoch.numpy()), scale)
 
     def _run_epoch(self, epoch):
-        lr = self.task.begin_epoch(epoch)
+        lr = self.task.begin_epoch(epoch) * float(self.lr_scale.numpy())
+        self.task.optimizer.learning_rate.assign(lr)
         metrics = {"lr": lr}
         metrics.update(self._child_phase())
         cfg = self.config
@@ -126,7 +153,7 @@ class SearchLoop:
         steps = self.task.child_steps_per_epoch()
         bar = keras.utils.Progbar(steps, verbose=1 if self.config.verbose else 0,
                                   stateful_metrics=["loss", "ppl", "acc"])
-        totals, last = {}, {}
+        totals, last, bad_in_a_row = {}, {}, 0
         for step in range(steps):
             started = time.perf_counter()
             arc = self._sample_arc() if self.mode == "search" else self.task.fixed_arc
@@ -134,6 +161,9 @@ class SearchLoop:
             self.child_seconds.append(time.perf_counter() - started)
             self.child_steps.assign_add(1)
             self.skipped_steps.assign_add(last.get("skipped", 0))
+            bad_in_a_row = bad_in_a_row + 1 if last.get("skipped") else 0
+            if bad_in_a_row == self.config.max_consecutive_bad_steps:
+                raise _TooManyBadSteps()
             global_step = int(self.child_steps.numpy())
             if global_step % self.config.log_every == 0 or step + 1 == steps:
                 self._write_scalars(last, "child", step=global_step)
@@ -224,6 +254,8 @@ class SearchLoop:
             "child_steps": int(self.child_steps.numpy()),
             "controller_steps": int(self.controller_steps.numpy()),
             "skipped_steps": int(self.skipped_steps.numpy()),
+            "rollbacks": int(self.rollbacks.numpy()),
+            "lr_scale": float(self.lr_scale.numpy()),
             "traces": self._traces(),
             "num_params": self.task.num_params(),
             "wall_seconds": time.time() - self.started,
@@ -249,6 +281,10 @@ class SearchLoop:
                 if value is not None and np.ndim(value) == 0:
                     tf.summary.scalar(f"{prefix}/{name}", float(value))
         self.writer.flush()
+
+
+class _TooManyBadSteps(Exception):
+    """Raised inside an epoch to roll the run back to its last checkpoint."""
 
 
 def _median(values):

@@ -12,6 +12,7 @@ class ChildTask(abc.ABC):
     """One child network family plus its data, as the search loop sees it."""
 
     space = None  # the SearchSpace of the task's arcs
+    optimizer = None  # the child's Keras optimizer; the loop scales its lr after a rollback
     fixed_arc = None  # int32 numpy arc in fixed mode, else None
     metric_name = "reward"  # what reward() measures, e.g. "ppl" or "acc"
 
