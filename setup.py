@@ -18,12 +18,17 @@ setuptools.setup(
         "importlib_resources",  # tensorflow-datasets 4.9 imports it
         "absl-py",
         "numpy",
+        # bin/serve_child: TF Serving's protos and gRPC stubs (30 kB). Release
+        # X.Y requires tensorflow>=X.Y,<3, grpcio and protobuf, all of which
+        # tensorflow X.Y already brings: installing it changes nothing else.
+        "tensorflow-serving-api>=2.16",
     ],
     extras_require={"test": ["pytest", "hypothesis"]},
     entry_points={
         "console_scripts": [
             "enas-search-ptb=enas_tf.cli.search_ptb:run",
+            "enas-serve-child=enas_tf.cli.serve_child:run",
         ],
     },
-    scripts=["bin/search_ptb"],
+    scripts=["bin/search_ptb", "bin/serve_child"],
 )
