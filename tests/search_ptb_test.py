@@ -191,6 +191,20 @@ class BadInputTest:
             first.kill()
             first.wait()
 
+    def test_checkpoint_of_another_model_is_refused_and_left_alone(self, tmp_path):
+        output_dir = tmp_path / "run"
+        run([f"--output_dir={output_dir}", "--num_epochs=1"])
+        def files():  # the lock file records whichever process last took it
+            return {p.name: p.read_bytes() for p in output_dir.iterdir()
+                    if p.is_file() and p.name != ".lock"}
+        before = files()
+        result = run([f"--output_dir={output_dir}", "--num_epochs=2",
+                      "--child_lstm_hidden_size=16"], check=False)
+        assert result.returncode == 2
+        last = result.stderr.strip().splitlines()[-1]
+        assert "holds a checkpoint of a different model" in last and "Traceback" not in result.stderr
+        assert files() == before
+
     def test_out_of_range_flag_names_the_bound(self, tmp_path):
         result = run([f"--output_dir={tmp_path}", "--child_lstm_x_keep=1.5"], check=False)
         assert result.returncode != 0

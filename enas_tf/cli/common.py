@@ -202,6 +202,9 @@ def exit_on_user_error(fn, user_errors=()):
     """Runs ``fn``; bad input ends the process with its one-line message."""
     try:
         return fn()
-    except (UsageError, arcs.ArcError, run_dir.OutputDirBusyError) + tuple(user_errors) as e:
+    except (UsageError, arcs.ArcError, run_dir.OutputDirBusyError,
+            search.CheckpointMismatchError) + tuple(user_errors) as e:
+        # Teardown warnings (e.g. of a refused checkpoint) must not follow the error.
+        tf.get_logger().setLevel("ERROR")
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -95,8 +95,6 @@ def search_ptb():
     data = ptb.load_ptb(FLAGS.data_path)
     run_dir.prepare(FLAGS.output_dir, FLAGS.reset_output_dir)
     modules = [common, sys.modules[__name__]]
-    common.write_flags_file(FLAGS.output_dir, modules)
-    data.vocab.save(f"{FLAGS.output_dir}/vocab.txt")
     rng = common.seed_everything()
     task = ptb_task.PtbTask(config, data, rng, fixed_arc=fixed_arc)
     controller = reinforce = None
@@ -110,6 +108,9 @@ def search_ptb():
         task, common.loop_config("enas_ptb"), FLAGS.output_dir, rng,
         controller=controller, reinforce=reinforce,
         run_metadata={"space": "ptb", "flags": common.effective_flags(modules)})
+    loop.restore()  # a checkpoint of another model fails before anything is written
+    common.write_flags_file(FLAGS.output_dir, modules)
+    data.vocab.save(f"{FLAGS.output_dir}/vocab.txt")
     summary = loop.run()
     logging.info("Done: best arc %s; valid ppl %s; test ppl %s", summary.get("best_arc"),
                  summary.get("valid_ppl"), summary.get("test_ppl"))

@@ -24,6 +24,10 @@ from absl import logging
 from enas_tf.training import run_dir
 
 
+class CheckpointMismatchError(ValueError):
+    """The output directory holds a checkpoint of a different model."""
+
+
 @dataclasses.dataclass(frozen=True)
 class LoopConfig:
     num_epochs: int = 1
@@ -62,6 +66,7 @@ class SearchLoop:
         self.lr_scale = tf.Variable(1.0, dtype=tf.float64, name="lr_scale")
         self.child_seconds, self.controller_seconds = [], []
         self.results = {"best_arc": None, "best_reward": None}
+        self._restored = None  # whether restore() found a checkpoint
         items = dict(task.checkpoint_items(), rng=rng, epoch=self.epoch,
                      child_steps=self.child_steps,
                      controller_steps=self.controller_steps,
@@ -93,7 +98,8 @@ class SearchLoop:
 
     # The run ---------------------------------------------------------------
     def run(self):
-        if not self._restore():
+        restored = self._restored if self._restored is not None else self.restore()
+        if not restored:
             self.manager.save(checkpoint_number=0)  # a rollback target from the start
         epoch = int(self.epoch.numpy())
         self.arc_log.truncate_to_epoch(epoch)
@@ -109,12 +115,25 @@ class SearchLoop:
             self.results.update(self._finish_fixed())
         return self._write_summary()
 
-    def _restore(self):
-        if not self.manager.latest_checkpoint:
+    def restore(self):
+        """Restores the latest checkpoint, if any; says whether there was one.
+
+        Call it before writing anything into the output directory: a
+        checkpoint of another model fails here, with nothing changed.
+        """
+        path = self.manager.latest_checkpoint
+        self._restored = bool(path)
+        if not path:
             return False
-        self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
-        logging.info("Restored %s (epoch %d)", self.manager.latest_checkpoint,
-                     int(self.epoch.numpy()))
+        try:
+            self.checkpoint.restore(path).assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as e:
+            reason = " ".join(str(e).split())[:300]
+            raise CheckpointMismatchError(
+                f"--output_dir={self.output_dir} holds a checkpoint of a different model "
+                f"({reason}); use another --output_dir, or --reset_output_dir to "
+                "discard it") from None
+        logging.info("Restored %s (epoch %d)", path, int(self.epoch.numpy()))
         return True
 
     def _roll_back(self):
@@ -122,7 +141,7 @@ class SearchLoop:
         scale = float(self.lr_scale.numpy()) * self.config.rollback_lr_factor
         rollbacks = int(self.rollbacks.numpy()) + 1
         skipped = int(self.skipped_steps.numpy())  # every skip stays counted
-        self._restore()
+        self.restore()
         self.lr_scale.assign(scale)
         self.rollbacks.assign(rollbacks)
         self.skipped_steps.assign(skipped)
