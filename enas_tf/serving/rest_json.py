@@ -43,15 +43,19 @@ def parse_body(body):
     return doc
 
 
-def decode_inputs(doc, input_infos):
+def decode_inputs(doc, input_infos, may_have_bools=True):
     """(format, {input name: array}) of a parsed request, for a signature's inputs."""
     if "instances" in doc and "inputs" in doc:
         raise errors.invalid("the request has both 'instances' (row format) and 'inputs' "
                              "(columnar format); send exactly one")
+
+    def convert(value, name, where):
+        return to_array(value, input_infos[name].dtype, where, may_have_bools)
+
     if "instances" in doc:
-        return ROW, _decode_instances(doc["instances"], input_infos)
+        return ROW, _decode_instances(doc["instances"], input_infos, convert)
     if "inputs" in doc:
-        return COLUMNAR, _decode_columns(doc["inputs"], input_infos)
+        return COLUMNAR, _decode_columns(doc["inputs"], input_infos, convert)
     raise errors.invalid("Missing 'inputs' or 'instances' key")
 
 
@@ -65,7 +69,7 @@ def encode_outputs(outputs, fmt):
     return json.dumps(answer, separators=(",", ":")).encode("utf-8")
 
 
-def _decode_instances(instances, input_infos):
+def _decode_instances(instances, input_infos, convert):
     if not isinstance(instances, list):
         raise errors.invalid("'instances' must be a list, one entry per example")
     if not instances:
@@ -74,7 +78,7 @@ def _decode_instances(instances, input_infos):
         name = _single_input(input_infos, "instances is a plain list")
         if any(_is_named(item) for item in instances):
             raise errors.invalid("'instances' mixes objects and plain values; use one form")
-        return {name: to_array(instances, input_infos[name].dtype, "instances")}
+        return {name: convert(instances, name, "instances")}
     columns = {}
     for i, item in enumerate(instances):
         if not _is_named(item) or set(item) != set(input_infos):
@@ -83,22 +87,21 @@ def _decode_instances(instances, input_infos):
                 f"{{{','.join(sorted(input_infos))}}}; got {_shown(item)}")
         for name, value in item.items():
             columns.setdefault(name, []).append(value)
-    return {name: to_array(values, input_infos[name].dtype, f"instances[*][{name!r}]")
+    return {name: convert(values, name, f"instances[*][{name!r}]")
             for name, values in columns.items()}
 
 
-def _decode_columns(inputs, input_infos):
+def _decode_columns(inputs, input_infos, convert):
     if not _is_named(inputs):
         name = _single_input(input_infos, "inputs is a plain value/list")
-        return {name: to_array(inputs, input_infos[name].dtype, "inputs")}
+        return {name: convert(inputs, name, "inputs")}
     missing = sorted(set(input_infos) - set(inputs))
     extra = sorted(set(inputs) - set(input_infos))
     if missing or extra:
         raise errors.invalid(
             f"'inputs' object must have exactly the keys {{{','.join(sorted(input_infos))}}}. "
             f"Missing: {{{','.join(missing)}}}. Unknown: {{{','.join(extra)}}}.")
-    return {name: to_array(value, input_infos[name].dtype, f"inputs[{name!r}]")
-            for name, value in inputs.items()}
+    return {name: convert(value, name, f"inputs[{name!r}]") for name, value in inputs.items()}
 
 
 def _single_input(input_infos, what):
@@ -118,7 +121,15 @@ def _is_b64(value):
 
 # JSON -> array --------------------------------------------------------------
 
-def to_array(value, dtype_enum, where):
+def may_hold_bools(body):
+    """False when the JSON has no true/false, so numbers need no leaf-by-leaf check.
+
+    numpy reads [1, true] as [1, 1]; TF Serving refuses a bool for a number.
+    """
+    return b"true" in body or b"false" in body
+
+
+def to_array(value, dtype_enum, where, may_have_bools=True):
     """A JSON value as an array of the signature's dtype, or INVALID_ARGUMENT."""
     dtype = tf.as_dtype(dtype_enum)
     shape = _shape_of(value)
@@ -133,7 +144,8 @@ def to_array(value, dtype_enum, where):
         array = np.asarray(value)
     except (ValueError, OverflowError):  # Ragged lists, or ints beyond 64 bits.
         array = None
-    if array is not None and array.shape == shape and _bulk_ok(array, dtype):
+    bulk_ok = array is not None and array.shape == shape and _bulk_ok(array, dtype)
+    if bulk_ok and (dtype.is_bool or not may_have_bools):
         return array.astype(dtype.as_numpy_dtype)
 
     def check(leaf, path):
@@ -141,7 +153,9 @@ def to_array(value, dtype_enum, where):
         if problem:
             raise errors.invalid(f"{where}{path}: JSON Value: {_shown(leaf)} {problem}")
 
-    _walk(value, shape, where, check)
+    _walk(value, shape, where, check)  # Raises at the first value the dtype refuses.
+    if bulk_ok:
+        return array.astype(dtype.as_numpy_dtype)
     raise errors.invalid(f"{where}: not a dense tensor of {dtype.name}")
 
 

@@ -31,6 +31,7 @@ class RestServer(http.server.ThreadingHTTPServer):
     """Answers the REST API from a ModelRepository, one thread per connection."""
 
     daemon_threads = True
+    request_queue_size = 128  # socketserver's 5 resets bursts of new connections.
 
     def __init__(self, address, repository, max_request_bytes):
         self.repository = repository
@@ -91,7 +92,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         servable = self.server.repository.servable(name, version)
         doc = rest_json.parse_body(body)
         signature_name = doc.get("signature_name", "")
-        fmt, inputs = rest_json.decode_inputs(doc, servable.signature(signature_name).inputs)
+        fmt, inputs = rest_json.decode_inputs(doc, servable.signature(signature_name).inputs,
+                                              rest_json.may_hold_bools(body))
         return rest_json.encode_outputs(servable.predict(signature_name, inputs), fmt)
 
     def _body(self):
