@@ -1,0 +1,274 @@
+"""The CIFAR-10 child task, for both the macro and the micro search space.
+
+Search: the shared weights train on the first 45,000 training images, and an
+arc's reward is its accuracy on one minibatch of the 5,000 held out (no
+augmentation). Fixed arc: the official final runs train on all 50,000 and
+report only test accuracy (``num_valid=0``: valid_acc is None).
+
+The child's optimiser is the official one, Nesterov momentum 0.9 with
+cosine warm restarts per epoch and ``l2 * sum(w^2)``, with deliberate
+differences: the global-norm clip really clips (the official one returned
+the unclipped gradients), and a weight the step's architecture did not use
+keeps its value and momentum (``masked_sgd``: no decay, no momentum drift).
+The micro aux head, when on, trains with the body at loss weight 0.4 (the
+official code kept its weights at their random initial values).
+"""
+
+import dataclasses
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from enas_tf.data import cifar10
+from enas_tf.export import saved_model
+from enas_tf.models import cifar_child
+from enas_tf.search_space import diagrams
+from enas_tf.search_space import macro
+from enas_tf.search_space import micro
+from enas_tf.training import guard
+from enas_tf.training import masked_sgd
+from enas_tf.training import schedules
+from enas_tf.training import task
+
+IMAGE_SHAPE = (32, 32, 3)
+
+
+@dataclasses.dataclass(frozen=True)
+class CifarConfig:
+    """The child's hyper-parameters (flag names in comments)."""
+
+    space: str = "macro"  # search_for: "macro" or "micro"
+    num_layers: int = 12  # child_num_layers
+    out_filters: int = 36  # child_out_filters
+    num_branches: int = len(macro.OPS)  # child_num_branches (macro ops)
+    num_cells: int = 5  # child_num_cells (micro nodes per cell)
+    keep_prob: float = 0.9  # child_keep_prob
+    drop_path_keep_prob: float = 1.0  # child_drop_path_keep_prob (fixed micro)
+    use_aux_heads: bool = False  # child_use_aux_heads (micro)
+    aux_loss_weight: float = 0.4  # official, hard-coded
+    cutout_size: int = 0  # child_cutout_size
+    batch_size: int = 128  # batch_size
+    eval_batch_size: int = 100  # eval_batch_size
+    num_valid: int = 5000  # num_valid_images; 0: train on all, no valid split
+    num_epochs: int = 310  # num_epochs (drop-path reaches full strength at the end)
+    lr_max: float = 0.05  # child_lr_max
+    lr_min: float = 0.0005  # child_lr_min
+    lr_t_0: int = 10  # child_lr_T_0
+    lr_t_mul: int = 2  # child_lr_T_mul
+    momentum: float = 0.9  # official, hard-coded
+    l2_reg: float = 2.5e-4  # child_l2_reg
+    grad_bound: float = 5.0  # child_grad_bound (0: no clipping)
+    steps_per_epoch: int = 0  # child_steps_per_epoch (0: one pass)
+    data_seed: int = 0  # seed
+
+
+def build_space(config):
+    if config.space == "macro":
+        return macro.MacroSpace(config.num_layers, config.num_branches)
+    return micro.MicroSpace(config.num_cells)
+
+
+def build_child(config, fixed_arc=None):
+    if config.space == "macro":
+        return cifar_child.MacroChild(
+            config.num_layers, config.out_filters, config.num_branches,
+            keep_prob=config.keep_prob, fixed_arc=fixed_arc)
+    return cifar_child.MicroChild(
+        config.num_layers, config.out_filters, config.num_cells,
+        keep_prob=config.keep_prob, drop_path_keep_prob=config.drop_path_keep_prob,
+        use_aux_heads=config.use_aux_heads, fixed_arc=fixed_arc)
+
+
+class CifarTask(task.ChildTask):
+    """CIFAR-10 classification with a searched (or fixed) macro or micro child."""
+
+    metric_name = "acc"
+
+    def __init__(self, config, data, rng, fixed_arc=None):
+        self.config, self.rng = config, rng
+        self.space = build_space(config)
+        self.fixed_arc = None if fixed_arc is None else self.space.validate(fixed_arc)
+        if config.num_valid:
+            (train_x, train_y), valid = cifar10.search_split(data, config.num_valid)
+        else:
+            (train_x, train_y), valid = (data.train_images, data.train_labels), None
+        self.mean, self.std = cifar10.channel_stats(train_x)
+        self.num_train = len(train_y)
+        self._train_images, self._train_labels = tf.constant(train_x), train_y
+        self.splits = {"valid": valid, "test": (data.test_images, data.test_labels)}
+        self.model = build_child(config, self.fixed_arc)
+        self.optimizer = masked_sgd.MaskedSGD(config.lr_max, momentum=config.momentum,
+                                               l2_reg=config.l2_reg)
+        self.model.build((None,) + IMAGE_SHAPE)
+        self.optimizer.build(self.model.trainable_variables)
+        # Reward batches cycle through the held-out split from a checkpointed
+        # position, so a resumed run rewards the same batches.
+        self.reward_batches = [] if valid is None else list(cifar10.eval_dataset(
+            *valid, config.batch_size, self.mean, self.std, drop_remainder=True))
+        self.reward_position = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                           name="reward_position")
+        arc_spec = tf.TensorSpec([self.space.arc_length], tf.int32)
+        self._train_step = tf.function(self._train_step_fn, input_signature=[
+            tf.TensorSpec((config.batch_size,) + IMAGE_SHAPE, tf.float32),
+            tf.TensorSpec([config.batch_size], tf.int32), arc_spec])
+        self._eval_step = tf.function(self._num_correct, input_signature=[
+            tf.TensorSpec((None,) + IMAGE_SHAPE, tf.float32),
+            tf.TensorSpec([None], tf.int32), arc_spec])
+        self._iterator = None
+
+    def _arc_tensor(self, arc):
+        if arc is None:
+            arc = self.fixed_arc if self.fixed_arc is not None else np.zeros(
+                self.space.arc_length, np.int32)
+        return tf.convert_to_tensor(arc, tf.int32)
+
+    # Compiled steps --------------------------------------------------------
+    def _train_step_fn(self, images, labels, arc):
+        cfg = self.config
+        variables = self.model.trainable_variables
+        self._advance_drop_path()
+        # A non-finite step must not leave its batch statistics behind either.
+        state = [tf.identity(v) for v in self.model.non_trainable_variables]
+        with tf.GradientTape() as tape:
+            outputs = self.model(images, arc, training=True)
+            logits, aux_logits = outputs if isinstance(outputs, tuple) else (outputs, None)
+            loss = _cross_entropy(labels, logits)
+            total = loss if aux_logits is None else (
+                loss + cfg.aux_loss_weight * _cross_entropy(labels, aux_logits))
+        # A weight no path reaches (a fixed macro net's unread reduction) gets
+        # zeros, which the optimizer leaves alone.
+        grads = [tf.zeros_like(v) if g is None else g
+                 for g, v in zip(tape.gradient(total, variables), variables)]
+        grad_norm = tf.linalg.global_norm(grads)
+        if cfg.grad_bound:
+            grads, _ = tf.clip_by_global_norm(grads, cfg.grad_bound, use_norm=grad_norm)
+        finite = tf.math.is_finite(total) & tf.math.is_finite(grad_norm)
+        self.optimizer.apply_gradients(zip(guard.zero_unless(finite, grads), variables))
+        for var, old in zip(self.model.non_trainable_variables, state):
+            var.assign(tf.where(finite, var, old))
+        return loss, _accuracy(labels, logits), grad_norm, finite
+
+    def _advance_drop_path(self):
+        """Official schedule: drop-path strength = (step + 1) / all steps, at most 1."""
+        progress = getattr(self.model, "drop_path_progress", None)
+        if progress is not None:
+            total = self.config.num_epochs * self.child_steps_per_epoch()
+            step = tf.cast(self.optimizer.iterations + 1, tf.float32)
+            progress.assign(tf.minimum(step / total, 1.0))
+
+    def _num_correct(self, images, labels, arc):
+        logits = self.model(images, arc, training=False)
+        return tf.reduce_sum(tf.cast(_predictions(logits) == labels, tf.int32))
+
+    def reward(self, arc, batch):
+        images, labels = batch
+        # The compiled evaluation step: one trace of the model serves the
+        # controller's reward, the derivation and the evaluation.
+        correct = tf.cast(self._eval_step(images, labels, arc), tf.float32)
+        acc = correct / tf.cast(tf.shape(labels)[0], tf.float32)
+        return acc, acc
+
+    # The task contract -----------------------------------------------------
+    def child_steps_per_epoch(self):
+        full = math.ceil(self.num_train / self.config.batch_size)
+        return min(self.config.steps_per_epoch or full, full)
+
+    def begin_epoch(self, epoch):
+        cfg = self.config
+        lr = schedules.cosine_warm_restarts(epoch, cfg.lr_max, cfg.lr_min, cfg.lr_t_0,
+                                            cfg.lr_t_mul)
+        self.optimizer.learning_rate.assign(lr)
+        # A stream per epoch, seeded by (seed, epoch): a resumed run replays it.
+        seed = int(np.random.SeedSequence([cfg.data_seed, epoch]).generate_state(1)[0])
+        self._iterator = iter(cifar10.train_dataset(
+            self._train_images, self._train_labels, cfg.batch_size, self.mean, self.std,
+            cutout_size=cfg.cutout_size, seed=seed))
+        return lr
+
+    def train_step(self, arc):
+        images, labels = next(self._iterator)
+        loss, acc, grad_norm, finite = self._train_step(images, labels, self._arc_tensor(arc))
+        return {"loss": float(loss.numpy()), "acc": float(acc.numpy()),
+                "grad_norm": float(grad_norm.numpy()), "skipped": int(not finite.numpy())}
+
+    def reward_batch(self):
+        position = int(self.reward_position.assign_add(1).numpy()) - 1
+        return self.reward_batches[position % len(self.reward_batches)]
+
+    def evaluate(self, arc, split):
+        """Accuracy over every image of the split, once."""
+        if self.splits[split] is None:
+            return {f"{split}_acc": None, f"{split}_images": 0}
+        arc = self._arc_tensor(arc)
+        correct = count = 0
+        for images, labels in cifar10.eval_dataset(
+                *self.splits[split], self.config.eval_batch_size, self.mean, self.std):
+            correct += int(self._eval_step(images, labels, arc).numpy())
+            count += int(labels.shape[0])
+        return {f"{split}_acc": correct / count, f"{split}_images": count}
+
+    def checkpoint_items(self):
+        return {"model": self.model, "optimizer": self.optimizer,
+                "reward_position": self.reward_position}
+
+    def traces(self):
+        return {"child_train_step": self._train_step.experimental_get_tracing_count(),
+                "child_eval_step": self._eval_step.experimental_get_tracing_count()}
+
+    def num_params(self):
+        """Parameters of the classifier; the micro aux head only helps training."""
+        aux = getattr(self.model, "aux_head", None)
+        aux_ids = {id(v) for v in aux.trainable_variables} if aux is not None else set()
+        return int(sum(np.prod(v.shape) for v in self.model.trainable_variables
+                       if id(v) not in aux_ids))
+
+    def write_diagram(self, arc, path_without_extension):
+        view = self.space.decode(arc)
+        svg = (diagrams.macro_net_svg(view) if self.config.space == "macro"
+               else diagrams.micro_cells_svg(view))
+        path = path_without_extension + ".svg"
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(svg)
+        return path
+
+    def export(self, export_base, model_name, metadata):
+        module = CifarServingModule(self.model, self.mean, self.std)
+        metadata = dict(metadata, mean=self.mean.tolist(), std=self.std.tolist(),
+                        class_names=list(cifar10.CLASS_NAMES),
+                        normalization="(images / 255 - mean) / std, inside the model")
+        return saved_model.export(module, export_base, model_name,
+                                  signatures={"serving_default": module.serve},
+                                  metadata=metadata)
+
+
+class CifarServingModule(tf.Module):
+    """Serving signature: uint8 images -> class probabilities and top class."""
+
+    def __init__(self, model, mean, std):
+        super().__init__()
+        # Track the variables, not the Keras model: saving would otherwise
+        # try to trace the model's own call signature.
+        self.model_variables = list(model.variables)
+        self._model = lambda images: model(images, training=False)
+        self._mean, self._std = mean, std
+
+    @tf.function(input_signature=[
+        tf.TensorSpec((None,) + IMAGE_SHAPE, tf.uint8, name="images")])
+    def serve(self, images):
+        logits = self._model(cifar10.normalize(images, self._mean, self._std))
+        probabilities = tf.nn.softmax(tf.cast(logits, tf.float32))
+        return {"probabilities": probabilities, "classes": _predictions(probabilities, tf.int64)}
+
+
+def _cross_entropy(labels, logits):
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=labels, logits=tf.cast(logits, tf.float32)))
+
+
+def _predictions(scores, dtype=tf.int32):
+    return tf.argmax(scores, axis=-1, output_type=dtype)
+
+
+def _accuracy(labels, logits):
+    return tf.reduce_mean(tf.cast(_predictions(logits) == labels, tf.float32))
