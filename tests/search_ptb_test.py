@@ -24,6 +24,16 @@ def search_dir(tmp_path_factory):
     return output_dir
 
 
+def session_predict(export_path, inputs, signature="serving_default"):
+    """Runs a signature through a TF1 session, by tensor names."""
+    with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+        meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], export_path)
+        sig = meta.signature_def[signature]
+        feeds = {sig.inputs[k].name: v for k, v in inputs.items()}
+        fetches = {k: v.name for k, v in sig.outputs.items()}
+        return session.run(fetches, feeds)
+
+
 class SearchRunTest:
 
     def test_writes_every_file_of_the_contract(self, search_dir):
@@ -143,6 +153,11 @@ class FixedArcTest:
                                    tf.nn.log_softmax(logits).numpy(), rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(served["final_state"].numpy(), state.numpy(),
                                    rtol=1e-5, atol=1e-6)
+        # The way TF Serving's C++ server loads: a graph-mode session that
+        # feeds and fetches the signature's tensor names.
+        np.testing.assert_allclose(
+            session_predict(summary["export_path"], {"tokens": tokens})["log_probs"],
+            served["log_probs"].numpy(), rtol=1e-5, atol=1e-5)
 
     def test_second_export_gets_the_next_version(self, tmp_path):
         export_dir = str(tmp_path / "export")

@@ -17,6 +17,16 @@ import tensorflow as tf
 METADATA_FILE = "enas_metadata.json"
 
 
+def tf_variables(model):
+    """The ``tf.Variable``s behind a Keras 3 model's variables, for tracking.
+
+    A serving module must track these, not the Keras wrappers: graph-mode
+    loaders (TF Serving, saved_model_cli run, TF1 sessions) restore only
+    variables the SavedModel's object graph records as tf.Variables.
+    """
+    return [v.value for v in model.variables]
+
+
 def existing_versions(model_dir):
     """The integer version subdirectories already in ``model_dir``."""
     if not os.path.isdir(model_dir):

@@ -249,7 +249,7 @@ class CifarServingModule(tf.Module):
         super().__init__()
         # Track the variables, not the Keras model: saving would otherwise
         # try to trace the model's own call signature.
-        self.model_variables = list(model.variables)
+        self.model_variables = saved_model.tf_variables(model)
         self._model = lambda images: model(images, training=False)
         self._mean, self._std = mean, std
 

@@ -210,7 +210,7 @@ class PtbServingModule(tf.Module):
         super().__init__()
         # Track the variables, not the Keras model: saving would otherwise
         # try to trace the model's own call signature.
-        self.model_variables = list(model.variables)
+        self.model_variables = saved_model.tf_variables(model)
         self._model = lambda *args, **kwargs: model(*args, **kwargs)
         self._initial_state = model.initial_state
         self.vocab_size = vocab.size
