@@ -27,8 +27,9 @@ setuptools.setup(
     entry_points={
         "console_scripts": [
             "enas-search-ptb=enas_tf.cli.search_ptb:run",
+            "enas-search-cifar=enas_tf.cli.search_cifar:run",
             "enas-serve-child=enas_tf.cli.serve_child:run",
         ],
     },
-    scripts=["bin/search_ptb", "bin/serve_child"],
+    scripts=["bin/search_ptb", "bin/search_cifar", "bin/serve_child"],
 )

@@ -192,6 +192,14 @@ def build_reinforce(controller, penalty_weight=0.0):
         entropy_weight=FLAGS.controller_entropy_weight, penalty_weight=penalty_weight)
 
 
+def print_results(summary, keys):
+    """Prints a finished run's best arc and the given summary values, one per line."""
+    print(f"best_arc: {summary.get('best_arc')}")
+    for key in keys:
+        if summary.get(key) is not None:
+            print(f"{key}: {summary[key]}")
+
+
 def seed_everything():
     """Seeds weight init; returns the checkpointed generator for everything else."""
     keras.utils.set_random_seed(FLAGS.seed)
