@@ -5,7 +5,6 @@ sees the same failure whichever API it uses.
 """
 
 import grpc
-import tensorflow as tf
 
 # TF Serving's mapping from status codes to HTTP (model_servers/http_server).
 _HTTP_STATUS = {

@@ -2,8 +2,8 @@
 
 PredictionService: Predict and GetModelMetadata (Classify, Regress and
 MultiInference answer UNIMPLEMENTED, the stubs' default). ModelService:
-GetModelStatus. Requests over ``max_request_bytes`` are refused by grpcio
-itself with RESOURCE_EXHAUSTED.
+GetModelStatus (HandleReloadConfigRequest: UNIMPLEMENTED). Requests over
+``max_request_bytes`` are refused by grpcio itself with RESOURCE_EXHAUSTED.
 """
 
 import concurrent.futures
@@ -27,9 +27,9 @@ def start(repository, address, max_request_bytes, max_workers=16):
         concurrent.futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
         options=[("grpc.max_receive_message_length", max_request_bytes),
                  ("grpc.max_send_message_length", -1)])
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionServicer(repository), server)
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(repository), server)
+    servicer = Servicer(repository)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(servicer, server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port(address)
     if not port:
         raise OSError(f"gRPC could not bind {address}")
@@ -61,8 +61,9 @@ def _version(model_spec):
     return model_spec.version.value if model_spec.HasField("version") else None
 
 
-class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-    """Predict and GetModelMetadata over a ModelRepository."""
+class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer,
+               model_service_pb2_grpc.ModelServiceServicer):
+    """Predict, GetModelMetadata and GetModelStatus over a ModelRepository."""
 
     def __init__(self, repository):
         self._repository = repository
@@ -91,13 +92,6 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         spec = request.model_spec
         return responses.model_metadata(self._repository, spec.name, _version(spec),
                                         list(request.metadata_field))
-
-
-class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
-    """GetModelStatus over a ModelRepository."""
-
-    def __init__(self, repository):
-        self._repository = repository
 
     @_aborts_on_error
     def GetModelStatus(self, request, context):  # pylint: disable=invalid-name
