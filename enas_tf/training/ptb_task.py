@@ -217,9 +217,12 @@ class PtbServingModule(tf.Module):
 
     def _run(self, tokens, state):
         tokens = tf.cast(tokens, tf.int32)
-        tf.debugging.assert_non_negative(tokens, message="token ids must be >= 0")
-        tf.debugging.assert_less(tokens, self.vocab_size,
-                                 message="token ids must be < the vocabulary size")
+        checks = [tf.debugging.assert_non_negative(tokens, message="token ids must be >= 0"),
+                  tf.debugging.assert_less(
+                      tokens, self.vocab_size,
+                      message=f"token ids must be < the vocabulary size {self.vocab_size}")]
+        with tf.control_dependencies(checks):  # the checks run before the lookup
+            tokens = tf.identity(tokens)
         logits, state, _ = self._model(tokens, state, None, training=False)
         return {"log_probs": tf.nn.log_softmax(tf.cast(logits, tf.float32)),
                 "final_state": tf.cast(state, tf.float32)}
