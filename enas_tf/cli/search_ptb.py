@@ -114,10 +114,8 @@ def search_ptb():
     summary = loop.run()
     logging.info("Done: best arc %s; valid ppl %s; test ppl %s", summary.get("best_arc"),
                  summary.get("valid_ppl"), summary.get("test_ppl"))
-    print(f"best_arc: {summary.get('best_arc')}")
-    for key in ("best_reward", "valid_ppl", "test_ppl", "num_params", "export_path"):
-        if summary.get(key) is not None:
-            print(f"{key}: {summary[key]}")
+    common.print_results(summary, ("best_reward", "valid_ppl", "test_ppl", "num_params",
+                                   "export_path"))
     return summary
 
 

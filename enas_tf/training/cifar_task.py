@@ -208,14 +208,6 @@ class CifarTask(task.ChildTask):
             count += int(labels.shape[0])
         return {f"{split}_acc": correct / count, f"{split}_images": count}
 
-    def checkpoint_items(self):
-        return {"model": self.model, "optimizer": self.optimizer,
-                "reward_position": self.reward_position}
-
-    def traces(self):
-        return {"child_train_step": self._train_step.experimental_get_tracing_count(),
-                "child_eval_step": self._eval_step.experimental_get_tracing_count()}
-
     def num_params(self):
         """Parameters of the classifier; the micro aux head only helps training."""
         aux = getattr(self.model, "aux_head", None)

@@ -178,14 +178,6 @@ class PtbTask(task.ChildTask):
         loss = total / count
         return {f"{split}_loss": loss, f"{split}_ppl": float(np.exp(loss))}
 
-    def checkpoint_items(self):
-        return {"model": self.model, "optimizer": self.optimizer,
-                "reward_position": self.reward_position}
-
-    def traces(self):
-        return {"child_train_step": self._train_step.experimental_get_tracing_count(),
-                "child_eval_step": self._eval_step.experimental_get_tracing_count()}
-
     def num_params(self):
         return int(sum(np.prod(v.shape) for v in self.model.trainable_variables))
 

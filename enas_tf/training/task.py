@@ -43,13 +43,17 @@ class ChildTask(abc.ABC):
     def evaluate(self, arc, split) -> dict:
         """Full-split metrics of ``arc``: keys like 'valid_ppl', 'test_acc'."""
 
-    @abc.abstractmethod
     def checkpoint_items(self) -> dict:
-        """Trackable objects (model, optimizer, ...) to checkpoint."""
+        """Trackable objects to checkpoint: by convention the child model, its
+        optimizer and the position in the reward batches (a tf.Variable)."""
+        return {"model": self.model, "optimizer": self.optimizer,
+                "reward_position": self.reward_position}
 
-    @abc.abstractmethod
     def traces(self) -> dict:
-        """Trace count of each compiled step, by name."""
+        """Trace count of each compiled step (by convention ``_train_step`` and
+        ``_eval_step`` tf.functions), by name."""
+        return {"child_train_step": self._train_step.experimental_get_tracing_count(),
+                "child_eval_step": self._eval_step.experimental_get_tracing_count()}
 
     @abc.abstractmethod
     def num_params(self) -> int:
