@@ -225,6 +225,12 @@ class BadInputTest:
         assert result.returncode != 0
         assert "child_lstm_x_keep" in result.stderr and "1.5" in result.stderr
 
+    def test_missing_flag_file_is_named(self, tmp_path):
+        result = run([f"--output_dir={tmp_path / 'out'}", "--flagfile=flags/nope.cfg"],
+                     check=False)
+        assert result.returncode != 0 and not (tmp_path / "out").exists()
+        assert "Unable to open flagfile" in result.stderr and "flags/nope.cfg" in result.stderr
+
     def test_unknown_flag_suggests_the_closest(self, tmp_path):
         result = run([f"--output_dir={tmp_path}", "--child_rhn_dept=3"], check=False)
         assert result.returncode != 0
