@@ -7,6 +7,9 @@ import subprocess
 import sys
 import time
 
+import tensorflow as tf
+
+from enas_tf.export import saved_model
 from enas_tf.search_space import rnn
 from ptb_cli import BINARY, ROOT, TINY, read_summary
 
@@ -61,3 +64,32 @@ class CrashResumeTest:
         assert best == summary["best_arc"]
         leftovers = [n for n in os.listdir(output_dir) if n.startswith(".tmp")]
         assert not leftovers
+
+
+class KilledExportTest:
+
+    def test_a_kill_during_export_leaves_no_version_and_the_rerun_exports_one(self, tmp_path):
+        output_dir, export_dir = tmp_path / "run", tmp_path / "export"
+        command = [sys.executable, BINARY] + TINY + [
+            f"--output_dir={output_dir}", "--num_epochs=1", "--nocontroller_training",
+            "--child_fixed_arc=1 0 0 1 3 0 2", f"--export_dir={export_dir}",
+            "--model_name=lm"]
+        process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        model_dir = export_dir / "lm"
+        deadline = time.time() + 180
+        while not (model_dir.is_dir() and any(p.name.startswith(".tmp")
+                                              for p in model_dir.iterdir())):
+            assert process.poll() is None and time.time() < deadline
+            time.sleep(0.005)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        assert saved_model.existing_versions(str(model_dir)) == []
+
+        rerun = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert rerun.returncode == 0, rerun.stderr[-3000:]
+        assert saved_model.existing_versions(str(model_dir)) == [1]
+        served = tf.saved_model.load(str(model_dir / "1")).signatures["serving_default"]
+        out = served(tokens=tf.constant([[1, 2, 3]], tf.int64))
+        assert out["log_probs"].shape == (1, 3, 288)  # the sample's vocabulary
+        assert read_summary(output_dir)["export_path"] == str(model_dir / "1")
