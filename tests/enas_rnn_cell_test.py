@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from enas_tf.layers import cell_wiring
 from enas_tf.layers import enas_rnn_cell
 from enas_tf.search_space import rnn
 
@@ -131,3 +132,61 @@ class EnasRnnCellTest:
     def test_bad_fixed_arc_is_rejected_at_construction(self):
         with pytest.raises(ValueError, match="position 3"):
             enas_rnn_cell.EnasRnnCell(N, H, fixed_arc="1 0 3 2 2 1 0")
+
+
+def autodiff_cell(wiring, x_proj, state, w_state, edge_weights, state_mask):
+    """The unrolled cell differentiated by TF itself: the reference backward."""
+    edges = tf.unstack(edge_weights)
+    outputs = []
+    for t in range(x_proj.shape[1]):
+        state = wiring.step(x_proj[:, t] + tf.matmul(state * state_mask, w_state),
+                            state, edges)
+        outputs.append(state)
+    return tf.stack(outputs, axis=1), state
+
+
+class HandWrittenBackwardTest:
+
+    @pytest.mark.parametrize("fixed", [False, True])
+    def test_gradients_equal_autodiff(self, fixed):
+        rng = np.random.default_rng(11)
+        space = rnn.RnnSpace(N)
+        arcs = [space.random_arc(rng) for _ in range(4)]
+        arcs.append(np.array([1, 0, 1, 0, 1, 1, 1], np.int32))  # relu chain: exact kinks
+        x_proj = tf.constant(rng.normal(size=(B, T, 2 * H)), tf.float32)
+        state = tf.constant(rng.normal(size=(B, H)), tf.float32)
+        w_state = tf.constant(rng.normal(size=(H, 2 * H)) * 0.5, tf.float32)
+        edges = tf.constant(rng.normal(size=(N - 1, H, 2 * H)) * 0.5, tf.float32)
+        mask = tf.constant(rng.integers(0, 2, size=(B, H)) * 2.0, tf.float32)
+        weights = tf.constant(rng.normal(size=(B, T, H)), tf.float32)
+        for arc in arcs:
+            cell = space.decode(arc)
+            if fixed:
+                wiring = cell_wiring.Wiring(cell.prev_nodes, cell.activations, cell.loose_ends)
+            else:
+                prevs = [tf.constant(p) for p in cell.prev_nodes]
+                loose = np.zeros(N, np.float32)
+                loose[list(cell.loose_ends)] = 1.0 / len(cell.loose_ends)
+                wiring = cell_wiring.Wiring(prevs, [tf.constant(a) for a in cell.activations],
+                                            tf.constant(loose))
+            inputs = [x_proj, state, w_state, edges]
+            grads = []
+            for forward in (lambda *a: wiring.unroll(*a, state_mask=mask),
+                            lambda *a: autodiff_cell(wiring, *a, mask)):
+                with tf.GradientTape() as tape:
+                    tape.watch(inputs)
+                    outputs, final = forward(*inputs)
+                    loss = tf.reduce_sum(tf.tanh(outputs) * weights) + tf.reduce_sum(final ** 2)
+                grads.append(tape.gradient(loss, inputs))
+            for got, want in zip(*grads):
+                np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-5)
+
+    def test_unused_final_state_gradient(self):
+        layer = enas_rnn_cell.EnasRnnCell(N, H)
+        x, h = make_inputs(8)
+        x = tf.constant(x)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out, _ = layer(x, h, tf.constant([0, 0, 1, 0, 2, 2, 3]))
+            loss = tf.reduce_sum(out)
+        assert np.all(np.isfinite(tape.gradient(loss, x).numpy()))

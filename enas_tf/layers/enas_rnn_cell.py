@@ -13,18 +13,16 @@ tensor gathers the chosen edges once per call (so their gradient is sparse)
 and ``tf.switch_case`` runs only the chosen activation. One trace serves
 every architecture. In fixed mode the layer creates only the chosen edges'
 weights and wires them in Python: the static network for final training
-and export. Both modes share ``_node_step``.
+and export. Both modes run the same ``cell_wiring.Wiring``, whose unrolled
+form has a hand-written backward pass that batches weight gradients over
+time.
 """
 
 import keras
 import tensorflow as tf
 
+from enas_tf.layers import cell_wiring
 from enas_tf.search_space import rnn
-
-_ACTIVATION_FNS = {"tanh": tf.tanh, "relu": tf.nn.relu,
-                   "identity": tf.identity, "sigmoid": tf.sigmoid}
-ACTIVATION_FNS = tuple(_ACTIVATION_FNS[name] for name in rnn.ACTIVATIONS)
-
 
 def edge_index(node, prev):
     """Row of the (node, prev) edge in the stacked shared weights."""
@@ -77,26 +75,22 @@ class EnasRnnCell(keras.layers.Layer):
         prevs, acts = self._choices(arc)
         if self.fixed_cell is None:
             loose = self._loose_end_weights(tf.stack(prevs))
+            edge_weights = tf.gather(self.w_edges, self._edge_rows(prevs))
         else:
             loose = self.fixed_cell.loose_ends
-        cell = _Wiring(prevs, acts, self.edge_weights_for(arc), loose)
+            edge_weights = tf.convert_to_tensor(self.w_edges)
+        wiring = cell_wiring.Wiring(prevs, acts, loose)
         # Node 0's input projection for all steps in one matmul.
         x_proj = tf.matmul(inputs, self.w_input)
         w_state = tf.convert_to_tensor(self.w_state)
+        if inputs.shape[1] is not None:
+            return wiring.unroll(x_proj, state, w_state, edge_weights, state_mask)
+        edges = tf.unstack(edge_weights, num=self.num_nodes - 1)
 
         def step(x_t, h):
-            if state_mask is not None:
-                h_in = h * state_mask
-            else:
-                h_in = h
-            return cell.step(x_t + tf.matmul(h_in, w_state), h)
+            h_in = h if state_mask is None else h * state_mask
+            return wiring.step(x_t + tf.matmul(h_in, w_state), h, edges)
 
-        if inputs.shape[1] is not None:
-            outputs = []
-            for t in range(inputs.shape[1]):
-                state = step(x_proj[:, t], state)
-                outputs.append(state)
-            return tf.stack(outputs, axis=1), state
         return _while_over_time(step, x_proj, state)
 
     def _choices(self, arc):
@@ -113,8 +107,11 @@ class EnasRnnCell(keras.layers.Layer):
         if self.fixed_cell is not None:
             return tf.unstack(tf.convert_to_tensor(self.w_edges))
         prevs, _ = self._choices(arc)
-        rows = tf.stack([edge_index(l, p) for l, p in enumerate(prevs, start=1)])
-        return tf.unstack(tf.gather(self.w_edges, rows))
+        return tf.unstack(tf.gather(self.w_edges, self._edge_rows(prevs)))
+
+    @staticmethod
+    def _edge_rows(prevs):
+        return tf.stack([edge_index(l, p) for l, p in enumerate(prevs, start=1)])
 
     def _checked(self, arc):
         """Fails loudly on a bad arc tensor: switch_case would run the last branch."""
@@ -137,38 +134,6 @@ class EnasRnnCell(keras.layers.Layer):
         config.update(num_nodes=self.num_nodes, hidden_size=self.hidden_size,
                       fixed_arc=self.fixed_arc, init_range=self.init_range)
         return config
-
-
-class _Wiring:
-    """One time step of the cell for given (possibly tensor) choices."""
-
-    def __init__(self, prevs, acts, edge_weights, loose):
-        self.prevs, self.acts = prevs, acts
-        self.edge_weights, self.loose = edge_weights, loose
-
-    def step(self, node0_preactivation, h_prev):
-        nodes = [_highway(node0_preactivation, h_prev, self.acts[0])]
-        for node in range(1, len(self.acts)):
-            prev = self.prevs[node - 1]
-            if isinstance(prev, int):
-                h_j = nodes[prev]
-            else:
-                h_j = tf.gather(tf.stack(nodes), prev)
-            preact = tf.matmul(h_j, self.edge_weights[node - 1])
-            nodes.append(_highway(preact, h_j, self.acts[node]))
-        if isinstance(self.loose, tuple):
-            return tf.add_n([nodes[i] for i in self.loose]) / len(self.loose)
-        return tf.tensordot(self.loose, tf.stack(nodes), axes=1)
-
-
-def _highway(preactivation, h_in, activation):
-    candidate, gate = tf.split(preactivation, 2, axis=-1)
-    if isinstance(activation, int):
-        value = ACTIVATION_FNS[activation](candidate)
-    else:
-        value = tf.switch_case(
-            activation, [lambda fn=fn: fn(candidate) for fn in ACTIVATION_FNS])
-    return h_in + tf.sigmoid(gate) * (value - h_in)
 
 
 def _while_over_time(step, x_proj, state):
