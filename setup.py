@@ -29,7 +29,8 @@ setuptools.setup(
             "enas-search-ptb=enas_tf.cli.search_ptb:run",
             "enas-search-cifar=enas_tf.cli.search_cifar:run",
             "enas-serve-child=enas_tf.cli.serve_child:run",
+            "enas-export-child=enas_tf.cli.export_child:run",
         ],
     },
-    scripts=["bin/search_ptb", "bin/search_cifar", "bin/serve_child"],
+    scripts=["bin/search_ptb", "bin/search_cifar", "bin/serve_child", "bin/export_child"],
 )

@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from enas_tf.data import cifar10
+from enas_tf.export import arc_input
 from enas_tf.export import saved_model
 from enas_tf.models import cifar_child
 from enas_tf.search_space import diagrams
@@ -224,31 +225,41 @@ class CifarTask(task.ChildTask):
             f.write(svg)
         return path
 
-    def export(self, export_base, model_name, metadata):
-        module = CifarServingModule(self.model, self.mean, self.std)
+    def export(self, export_base, model_name, metadata, arc=None, supernet=False):
+        """Writes the fixed model as a SavedModel; returns its directory.
+
+        A search model exports itself, pinned to ``arc`` or, with
+        ``supernet``, with the arc an input: a fixed CIFAR network is a
+        different network (as officially), so it cannot take the shared weights.
+        """
+        arcs = arc_input.for_export(self.space, self.fixed_arc, arc, supernet)
+        module = CifarServingModule(self.model, self.mean, self.std, arcs)
         metadata = dict(metadata, mean=self.mean.tolist(), std=self.std.tolist(),
                         class_names=list(cifar10.CLASS_NAMES),
-                        normalization="(images / 255 - mean) / std, inside the model")
+                        normalization="(images / 255 - mean) / std, inside the model",
+                        **arcs.metadata())
         return saved_model.export(module, export_base, model_name,
                                   signatures={"serving_default": module.serve},
                                   metadata=metadata)
 
 
 class CifarServingModule(tf.Module):
-    """Serving signature: uint8 images -> class probabilities and top class."""
+    """Serving signature: uint8 images [+ arc] -> class probabilities and top class."""
 
-    def __init__(self, model, mean, std):
+    def __init__(self, model, mean, std, arcs=None):
         super().__init__()
         # Track the variables, not the Keras model: saving would otherwise
         # try to trace the model's own call signature.
         self.model_variables = saved_model.tf_variables(model)
-        self._model = lambda images: model(images, training=False)
+        self._model = lambda images, arc: model(images, arc, training=False)
         self._mean, self._std = mean, std
+        self._arcs = arcs or arc_input.ArcInput()
+        images = tf.TensorSpec((None,) + IMAGE_SHAPE, tf.uint8, name="images")
+        self.serve = tf.function(self._serve, input_signature=[images] + self._arcs.specs)
 
-    @tf.function(input_signature=[
-        tf.TensorSpec((None,) + IMAGE_SHAPE, tf.uint8, name="images")])
-    def serve(self, images):
-        logits = self._model(cifar10.normalize(images, self._mean, self._std))
+    def _serve(self, images, arc=None):
+        logits = self._model(cifar10.normalize(images, self._mean, self._std),
+                             self._arcs.tensor(arc))
         probabilities = tf.nn.softmax(tf.cast(logits, tf.float32))
         return {"probabilities": probabilities, "classes": _predictions(probabilities, tf.int64)}
 

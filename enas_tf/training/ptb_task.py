@@ -4,6 +4,8 @@ Training is stateful truncated BPTT (the recurrent state carries from one
 window to the next within an epoch), SGD with the paper's per-epoch decay,
 global-norm gradient clipping, l2 on the weights the arc used and the
 optional slowness (temporal activation) penalty of ``ptb_final.sh``.
+Under a tf.distribute strategy each replica trains on its slice of every
+batch and carries the recurrent state of those rows only.
 Perplexities are exp of the mean per-token loss over every token of a
 split, with no per-token capping (the official evaluation capped losses at
 10 nats, which under-reported test perplexity).
@@ -16,10 +18,12 @@ import numpy as np
 import tensorflow as tf
 
 from enas_tf.data import ptb
+from enas_tf.export import arc_input
 from enas_tf.export import saved_model
 from enas_tf.models import ptb_child
 from enas_tf.search_space import diagrams
 from enas_tf.search_space import rnn
+from enas_tf.training import distribute
 from enas_tf.training import guard
 from enas_tf.training import schedules
 from enas_tf.training import task
@@ -53,16 +57,19 @@ class PtbTask(task.ChildTask):
 
     metric_name = "ppl"
 
-    def __init__(self, config, data, rng, fixed_arc=None):
+    def __init__(self, config, data, rng, fixed_arc=None, strategy=None):
         self.config, self.data, self.rng = config, data, rng
+        self.strategy = strategy or tf.distribute.get_strategy()
+        distribute.check_global_batch(self.strategy, config.batch_size)
         self.space = rnn.RnnSpace(config.num_nodes)
         self.fixed_arc = None if fixed_arc is None else self.space.validate(fixed_arc)
-        self.model = ptb_child.PtbChild(
-            data.vocab.size, config.hidden_size, config.num_nodes,
-            fixed_arc=self.fixed_arc, keep_probs=config.keep_probs,
-            init_range=config.init_range)
-        self.optimizer = keras.optimizers.SGD(config.lr)
-        self._build()
+        with self.strategy.scope():
+            self.model = ptb_child.PtbChild(
+                data.vocab.size, config.hidden_size, config.num_nodes,
+                fixed_arc=self.fixed_arc, keep_probs=config.keep_probs,
+                init_range=config.init_range)
+            self.optimizer = keras.optimizers.SGD(config.lr)
+            self._build()
         self.train_windows = ptb.lm_dataset(data.train, config.batch_size, config.bptt)
         # Reward batches cycle through the validation windows from a
         # checkpointed position, so a resumed run rewards the same batches.
@@ -106,21 +113,38 @@ class PtbTask(task.ChildTask):
         return reg
 
     def _train_step_fn(self, inputs, targets, weights, state, arc):
+        """One step on the global batch; ``state`` holds each replica's rows."""
         seed = self.rng.make_seeds(1)[:, 0]
+        loss, state, grad_norm, finite, grads = self.strategy.run(
+            self._replica_train_step, args=(inputs, targets, weights, state, arc, seed))
+        # Applied once, outside the replicas: the gradients are already summed.
+        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+        first = lambda value: distribute.first_local(self.strategy, value)  # noqa: E731
+        return first(loss), state, first(grad_norm), first(finite)
+
+    def _replica_train_step(self, inputs, targets, weights, state, arc, seed):
+        """Gradients of this replica's slice, summed over replicas, clipped."""
+        checks = []
+        if distribute.is_multi_worker(self.strategy):
+            checks.append(distribute.assert_same_on_all_replicas(
+                arc, "the workers sampled different arcs: give them the same --seed"))
+        count = tf.reduce_sum(weights)  # tokens of the global batch
+        inputs, targets, weights = (distribute.local_slice(t) for t in (inputs, targets, weights))
         variables = self.model.trainable_variables
-        with tf.GradientTape() as tape:
-            logits, state, outputs = self.model(inputs, state, arc, training=True, seed=seed)
-            loss_sum, count = self._token_loss(logits, targets, weights)
+        with tf.control_dependencies(checks), tf.GradientTape() as tape:
+            logits, state, outputs = self.model(inputs, state, arc, training=True,
+                                                seed=distribute.replica_seed(seed))
+            loss_sum, _ = self._token_loss(logits, targets, weights)
             loss = loss_sum / count
-            total = loss + self._regularizer(arc, outputs)
+            total = loss + self._regularizer(arc, outputs) / distribute.num_replicas()
         grads = tape.gradient(total, variables)
+        loss, total, *grads = distribute.sum_across_replicas([loss, total] + grads)
         grads, grad_norm = tf.clip_by_global_norm(grads, self.config.grad_bound)
         finite = tf.math.is_finite(total) & tf.math.is_finite(grad_norm)
         # A non-finite step never reaches the weights: its (plain SGD) update
         # is zeroed and the carried state restarts.
-        self.optimizer.apply_gradients(zip(guard.zero_unless(finite, grads), variables))
         state = tf.where(finite, state, tf.zeros_like(state))
-        return loss, state, grad_norm, finite
+        return loss, state, grad_norm, finite, guard.zero_unless(finite, grads)
 
     def _eval_step_fn(self, inputs, targets, weights, state, arc):
         logits, state, _ = self.model(inputs, state, arc, training=False)
@@ -147,7 +171,9 @@ class PtbTask(task.ChildTask):
                                          cfg.lr_dec_every, cfg.lr_dec_min)
         self.optimizer.learning_rate.assign(lr)
         self._iterator = iter(self.train_windows)
-        self._state = self.model.initial_state(cfg.batch_size)
+        self._state = self.strategy.experimental_distribute_values_from_function(
+            lambda context: self.model.initial_state(
+                cfg.batch_size // context.num_replicas_in_sync))
         return lr
 
     def train_step(self, arc):
@@ -187,29 +213,66 @@ class PtbTask(task.ChildTask):
             f.write(diagrams.rnn_cell_svg(self.space.decode(arc)))
         return path
 
-    def export(self, export_base, model_name, metadata):
-        module = PtbServingModule(self.model, self.data.vocab)
+    def export(self, export_base, model_name, metadata, arc=None, supernet=False):
+        """Writes the fixed model as a SavedModel; returns its directory.
+
+        A search model exports ``arc``'s fixed child (its weights copied out
+        of the shared ones), or with ``supernet`` itself, the arc an input.
+        """
+        arcs = arc_input.for_export(self.space, self.fixed_arc, arc, supernet)
+        model = self.model
+        if arcs.pinned is not None:
+            model, arcs = fixed_child(self.model, arcs.pinned), arc_input.ArcInput()
+        module = PtbServingModule(model, self.data.vocab, arcs)
         return saved_model.export(
             module, export_base, model_name,
             signatures={"serving_default": module.serve,
                         "serve_with_state": module.serve_with_state},
-            metadata=metadata,
+            metadata=dict(metadata, **arcs.metadata()),
             assets={"vocab.txt": "\n".join(self.data.vocab.decode(range(self.data.vocab.size))) + "\n"})
 
 
-class PtbServingModule(tf.Module):
-    """Serving signatures: token ids -> next-token log-probabilities."""
+def fixed_child(search_model, arc):
+    """The fixed-arc child of ``arc`` with the search model's weights.
 
-    def __init__(self, model, vocab):
+    The fixed cell creates only the chosen edges (row l-1 = node l's edge);
+    every other weight is the shared one as it is.
+    """
+    child = ptb_child.PtbChild(
+        search_model.vocab_size, search_model.hidden_size, search_model.num_nodes,
+        fixed_arc=arc, keep_probs=search_model.keep_probs,
+        init_range=search_model.init_range)
+    child(tf.zeros([1, 1], tf.int32), child.initial_state(1))
+    source, cell = search_model, search_model.cell
+    pairs = [(child.embedding.embeddings, source.embedding.embeddings),
+             (child.softmax_bias, source.softmax_bias),
+             (child.cell.w_input, cell.w_input), (child.cell.w_state, cell.w_state),
+             (child.cell.w_edges, tf.stack(cell.edge_weights_for(tf.constant(arc, tf.int32))))]
+    assert len(pairs) == len(child.variables), "a PtbChild weight is not copied"
+    for target, value in pairs:
+        target.assign(value)
+    return child
+
+
+class PtbServingModule(tf.Module):
+    """Serving signatures: token ids [+ arc] -> next-token log-probabilities."""
+
+    def __init__(self, model, vocab, arcs=None):
         super().__init__()
         # Track the variables, not the Keras model: saving would otherwise
         # try to trace the model's own call signature.
         self.model_variables = saved_model.tf_variables(model)
         self._model = lambda *args, **kwargs: model(*args, **kwargs)
         self._initial_state = model.initial_state
+        self._arcs = arcs or arc_input.ArcInput()
         self.vocab_size = vocab.size
+        tokens = tf.TensorSpec([None, None], tf.int64, name="tokens")
+        state = tf.TensorSpec([None, None], tf.float32, name="initial_state")
+        self.serve = tf.function(self._serve, input_signature=[tokens] + self._arcs.specs)
+        self.serve_with_state = tf.function(
+            self._serve_with_state, input_signature=[tokens, state] + self._arcs.specs)
 
-    def _run(self, tokens, state):
+    def _run(self, tokens, state, arc):
         tokens = tf.cast(tokens, tf.int32)
         checks = [tf.debugging.assert_non_negative(tokens, message="token ids must be >= 0"),
                   tf.debugging.assert_less(
@@ -217,16 +280,12 @@ class PtbServingModule(tf.Module):
                       message=f"token ids must be < the vocabulary size {self.vocab_size}")]
         with tf.control_dependencies(checks):  # the checks run before the lookup
             tokens = tf.identity(tokens)
-        logits, state, _ = self._model(tokens, state, None, training=False)
+        logits, state, _ = self._model(tokens, state, self._arcs.tensor(arc), training=False)
         return {"log_probs": tf.nn.log_softmax(tf.cast(logits, tf.float32)),
                 "final_state": tf.cast(state, tf.float32)}
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int64, name="tokens")])
-    def serve(self, tokens):
-        return self._run(tokens, self._initial_state(tf.shape(tokens)[0]))
+    def _serve(self, tokens, arc=None):
+        return self._run(tokens, self._initial_state(tf.shape(tokens)[0]), arc)
 
-    @tf.function(input_signature=[
-        tf.TensorSpec([None, None], tf.int64, name="tokens"),
-        tf.TensorSpec([None, None], tf.float32, name="initial_state")])
-    def serve_with_state(self, tokens, initial_state):
-        return self._run(tokens, initial_state)
+    def _serve_with_state(self, tokens, initial_state, arc=None):
+        return self._run(tokens, initial_state, arc)

@@ -64,5 +64,9 @@ class ChildTask(abc.ABC):
         """Draws ``arc``; returns the path written."""
 
     @abc.abstractmethod
-    def export(self, export_base, model_name, metadata) -> str:
-        """Writes the fixed-arc model as a SavedModel; returns its directory."""
+    def export(self, export_base, model_name, metadata, arc=None, supernet=False) -> str:
+        """Writes the fixed-arc model as a SavedModel; returns its directory.
+
+        A search model exports ``arc``'s child, or with ``supernet`` every
+        arc (the arc a signature input); see ``export.arc_input``.
+        """
