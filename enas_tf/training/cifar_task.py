@@ -12,6 +12,10 @@ the unclipped gradients), and a weight the step's architecture did not use
 keeps its value and momentum (``masked_sgd``: no decay, no momentum drift).
 The micro aux head, when on, trains with the body at loss weight 0.4 (the
 official code kept its weights at their random initial values).
+
+Under a tf.distribute strategy each replica trains on its slice of every
+batch; batch norm uses each replica's batch statistics (as Keras' does by
+default) and its moving averages are averaged over replicas every step.
 """
 
 import dataclasses
@@ -27,6 +31,7 @@ from enas_tf.models import cifar_child
 from enas_tf.search_space import diagrams
 from enas_tf.search_space import macro
 from enas_tf.search_space import micro
+from enas_tf.training import distribute
 from enas_tf.training import guard
 from enas_tf.training import masked_sgd
 from enas_tf.training import schedules
@@ -86,8 +91,10 @@ class CifarTask(task.ChildTask):
 
     metric_name = "acc"
 
-    def __init__(self, config, data, rng, fixed_arc=None):
+    def __init__(self, config, data, rng, fixed_arc=None, strategy=None):
         self.config, self.rng = config, rng
+        self.strategy = strategy or tf.distribute.get_strategy()
+        distribute.check_global_batch(self.strategy, config.batch_size)
         self.space = build_space(config)
         self.fixed_arc = None if fixed_arc is None else self.space.validate(fixed_arc)
         if config.num_valid:
@@ -98,11 +105,12 @@ class CifarTask(task.ChildTask):
         self.num_train = len(train_y)
         self._train_images, self._train_labels = tf.constant(train_x), train_y
         self.splits = {"valid": valid, "test": (data.test_images, data.test_labels)}
-        self.model = build_child(config, self.fixed_arc)
-        self.optimizer = masked_sgd.MaskedSGD(config.lr_max, momentum=config.momentum,
-                                               l2_reg=config.l2_reg)
-        self.model.build((None,) + IMAGE_SHAPE)
-        self.optimizer.build(self.model.trainable_variables)
+        with self.strategy.scope():
+            self.model = build_child(config, self.fixed_arc)
+            self.optimizer = masked_sgd.MaskedSGD(config.lr_max, momentum=config.momentum,
+                                                   l2_reg=config.l2_reg)
+            self.model.build((None,) + IMAGE_SHAPE)
+            self.optimizer.build(self.model.trainable_variables)
         # Reward batches cycle through the held-out split from a checkpointed
         # position, so a resumed run rewards the same batches.
         self.reward_batches = [] if valid is None else list(cifar10.eval_dataset(
@@ -126,21 +134,37 @@ class CifarTask(task.ChildTask):
 
     # Compiled steps --------------------------------------------------------
     def _train_step_fn(self, images, labels, arc):
+        """One step on the global batch, split over the strategy's replicas."""
+        outputs = self.strategy.run(self._replica_train_step, args=(images, labels, arc))
+        return tuple(distribute.first_local(self.strategy, value) for value in outputs)
+
+    def _replica_train_step(self, images, labels, arc):
+        """Trains on this replica's slice with the gradients summed over replicas."""
         cfg = self.config
+        checks = []
+        if distribute.is_multi_worker(self.strategy):
+            checks.append(distribute.assert_same_on_all_replicas(
+                arc, "the workers sampled different arcs: give them the same --seed"))
+        images, labels = distribute.local_slice(images), distribute.local_slice(labels)
+        share = 1.0 / distribute.num_replicas()  # of the global batch's mean loss
         variables = self.model.trainable_variables
         self._advance_drop_path()
         # A non-finite step must not leave its batch statistics behind either.
         state = [tf.identity(v) for v in self.model.non_trainable_variables]
-        with tf.GradientTape() as tape:
+        with tf.control_dependencies(checks), tf.GradientTape() as tape:
             outputs = self.model(images, arc, training=True)
             logits, aux_logits = outputs if isinstance(outputs, tuple) else (outputs, None)
-            loss = _cross_entropy(labels, logits)
+            loss = _cross_entropy(labels, logits) * share
             total = loss if aux_logits is None else (
-                loss + cfg.aux_loss_weight * _cross_entropy(labels, aux_logits))
+                loss + cfg.aux_loss_weight * _cross_entropy(labels, aux_logits) * share)
         # A weight no path reaches (a fixed macro net's unread reduction) gets
         # zeros, which the optimizer leaves alone.
         grads = [tf.zeros_like(v) if g is None else g
                  for g, v in zip(tape.gradient(total, variables), variables)]
+        accuracy = _accuracy(labels, logits) * share
+        loss, total, accuracy, *grads = distribute.sum_across_replicas(
+            [loss, total, accuracy] + grads)
+        distribute.average_variables(self.model.non_trainable_variables)
         grad_norm = tf.linalg.global_norm(grads)
         if cfg.grad_bound:
             grads, _ = tf.clip_by_global_norm(grads, cfg.grad_bound, use_norm=grad_norm)
@@ -148,7 +172,7 @@ class CifarTask(task.ChildTask):
         self.optimizer.apply_gradients(zip(guard.zero_unless(finite, grads), variables))
         for var, old in zip(self.model.non_trainable_variables, state):
             var.assign(tf.where(finite, var, old))
-        return loss, _accuracy(labels, logits), grad_norm, finite
+        return loss, accuracy, grad_norm, finite
 
     def _advance_drop_path(self):
         """Official schedule: drop-path strength = (step + 1) / all steps, at most 1."""

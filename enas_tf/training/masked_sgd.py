@@ -13,15 +13,18 @@ every weight had a gradient).
 Elementwise rather than per variable: the micro search stacks one copy of
 an op's weights per input it may read, and a step uses one slice of them.
 The l2 term is the official coupled one (its gradient ``2 * l2 * w`` enters
-the momentum), added here after the data gradient was clipped.
+the momentum), added here after the data gradient was clipped. Under a tf.distribute
+strategy the step sums the gradients over replicas itself, before clipping.
 """
 
 import keras
 import tensorflow as tf
 
+from enas_tf.training import distribute
+
 
 @keras.saving.register_keras_serializable(package="enas_tf")
-class MaskedSGD(keras.optimizers.SGD):
+class MaskedSGD(distribute.SummedGradients, keras.optimizers.SGD):
     """Keras SGD with Nesterov momentum and l2, skipping zero-gradient elements."""
 
     def __init__(self, learning_rate=0.01, momentum=0.9, l2_reg=0.0, name="masked_sgd",

@@ -4,6 +4,8 @@ Training is stateful truncated BPTT (the recurrent state carries from one
 window to the next within an epoch), SGD with the paper's per-epoch decay,
 global-norm gradient clipping, l2 on the weights the arc used and the
 optional slowness (temporal activation) penalty of ``ptb_final.sh``.
+Under a tf.distribute strategy each replica trains on its slice of every
+batch and carries the recurrent state of those rows only.
 Perplexities are exp of the mean per-token loss over every token of a
 split, with no per-token capping (the official evaluation capped losses at
 10 nats, which under-reported test perplexity).
@@ -11,7 +13,6 @@ split, with no per-token capping (the official evaluation capped losses at
 
 import dataclasses
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -21,6 +22,7 @@ from enas_tf.export import saved_model
 from enas_tf.models import ptb_child
 from enas_tf.search_space import diagrams
 from enas_tf.search_space import rnn
+from enas_tf.training import distribute
 from enas_tf.training import guard
 from enas_tf.training import schedules
 from enas_tf.training import task
@@ -54,16 +56,19 @@ class PtbTask(task.ChildTask):
 
     metric_name = "ppl"
 
-    def __init__(self, config, data, rng, fixed_arc=None):
+    def __init__(self, config, data, rng, fixed_arc=None, strategy=None):
         self.config, self.data, self.rng = config, data, rng
+        self.strategy = strategy or tf.distribute.get_strategy()
+        distribute.check_global_batch(self.strategy, config.batch_size)
         self.space = rnn.RnnSpace(config.num_nodes)
         self.fixed_arc = None if fixed_arc is None else self.space.validate(fixed_arc)
-        self.model = ptb_child.PtbChild(
-            data.vocab.size, config.hidden_size, config.num_nodes,
-            fixed_arc=self.fixed_arc, keep_probs=config.keep_probs,
-            init_range=config.init_range)
-        self.optimizer = keras.optimizers.SGD(config.lr)
-        self._build()
+        with self.strategy.scope():
+            self.model = ptb_child.PtbChild(
+                data.vocab.size, config.hidden_size, config.num_nodes,
+                fixed_arc=self.fixed_arc, keep_probs=config.keep_probs,
+                init_range=config.init_range)
+            self.optimizer = distribute.SummedGradientsSGD(config.lr)
+            self._build()
         self.train_windows = ptb.lm_dataset(data.train, config.batch_size, config.bptt)
         # Reward batches cycle through the validation windows from a
         # checkpointed position, so a resumed run rewards the same batches.
@@ -107,14 +112,30 @@ class PtbTask(task.ChildTask):
         return reg
 
     def _train_step_fn(self, inputs, targets, weights, state, arc):
+        """One step on the global batch; ``state`` holds each replica's rows."""
         seed = self.rng.make_seeds(1)[:, 0]
+        loss, state, grad_norm, finite = self.strategy.run(
+            self._replica_train_step, args=(inputs, targets, weights, state, arc, seed))
+        first = lambda value: distribute.first_local(self.strategy, value)  # noqa: E731
+        return first(loss), state, first(grad_norm), first(finite)
+
+    def _replica_train_step(self, inputs, targets, weights, state, arc, seed):
+        """Trains on this replica's slice with the gradients summed over replicas."""
+        checks = []
+        if distribute.is_multi_worker(self.strategy):
+            checks.append(distribute.assert_same_on_all_replicas(
+                arc, "the workers sampled different arcs: give them the same --seed"))
+        count = tf.reduce_sum(weights)  # tokens of the global batch
+        inputs, targets, weights = (distribute.local_slice(t) for t in (inputs, targets, weights))
         variables = self.model.trainable_variables
-        with tf.GradientTape() as tape:
-            logits, state, outputs = self.model(inputs, state, arc, training=True, seed=seed)
-            loss_sum, count = self._token_loss(logits, targets, weights)
+        with tf.control_dependencies(checks), tf.GradientTape() as tape:
+            logits, state, outputs = self.model(inputs, state, arc, training=True,
+                                                seed=distribute.replica_seed(seed))
+            loss_sum, _ = self._token_loss(logits, targets, weights)
             loss = loss_sum / count
-            total = loss + self._regularizer(arc, outputs)
+            total = loss + self._regularizer(arc, outputs) / distribute.num_replicas()
         grads = tape.gradient(total, variables)
+        loss, total, *grads = distribute.sum_across_replicas([loss, total] + grads)
         grads, grad_norm = tf.clip_by_global_norm(grads, self.config.grad_bound)
         finite = tf.math.is_finite(total) & tf.math.is_finite(grad_norm)
         # A non-finite step never reaches the weights: its (plain SGD) update
@@ -148,7 +169,9 @@ class PtbTask(task.ChildTask):
                                          cfg.lr_dec_every, cfg.lr_dec_min)
         self.optimizer.learning_rate.assign(lr)
         self._iterator = iter(self.train_windows)
-        self._state = self.model.initial_state(cfg.batch_size)
+        self._state = self.strategy.experimental_distribute_values_from_function(
+            lambda context: self.model.initial_state(
+                cfg.batch_size // context.num_replicas_in_sync))
         return lr
 
     def train_step(self, arc):
