@@ -5,22 +5,20 @@ returns a scalar that depends on every result, so the timing covers work
 that was really done; the scalar is fetched (``.numpy()``) before the clock
 stops. Shapes: a large square matmul, the PTB cell's own matmuls at the
 paper's size, and the CIFAR search children's 3x3 convolutions.
+``conv2d_ceiling`` serves other benchmarks that divide by the ceiling at
+their own shapes.
 
     python bench/machine_limit.py --json_out=machine_limit.json
 """
-
-import json
-import platform
-import statistics
-import time
 
 import tensorflow as tf
 from absl import app
 from absl import flags
 
-flags.DEFINE_integer("repeats", 7, "Timed runs per case (after one warm-up).")
-flags.DEFINE_integer("inner", 10, "Op executions per timed run.")
-flags.DEFINE_string("json_out", "", "Also write the figures here.")
+import harness
+
+flags.DEFINE_integer("repeats", 7, "Timed runs per ceiling case (after one warm-up).")
+flags.DEFINE_integer("inner", 10, "Op executions per timed run of a ceiling case.")
 FLAGS = flags.FLAGS
 
 MATMULS = {
@@ -35,15 +33,11 @@ CONVS = {  # batch, size, channels in, channels out, kernel
 
 
 def time_case(fn, flop):
-    fn().numpy()
-    seconds = []
-    for _ in range(FLAGS.repeats):
-        started = time.perf_counter()
-        fn().numpy()
-        seconds.append(time.perf_counter() - started)
-    rates = [flop * FLAGS.inner / s / 1e9 for s in seconds]
-    return {"gflops_per_second": statistics.median(rates), "min": min(rates),
-            "max": max(rates), "seconds_median": statistics.median(seconds)}
+    """GFLOP/s and seconds of ``--repeats`` runs of ``fn`` (``--inner`` ops each)."""
+    seconds = harness.timed(lambda: fn().numpy(), FLAGS.repeats, warmup=1)
+    return {"gflops_per_second": harness.describe(
+                [flop * FLAGS.inner / s / 1e9 for s in seconds]),
+            "seconds": harness.describe(seconds)}
 
 
 def matmul_case(m, k, n, dtype):
@@ -76,25 +70,26 @@ def conv_case(batch, size, c_in, c_out, kernel, dtype):
     return run, 2.0 * batch * size * size * c_in * c_out * kernel * kernel
 
 
+def conv2d_ceiling(batch, size, c_in, c_out, kernel=3, dtype=tf.float32):
+    """The measured conv2d ceiling at one shape (see ``time_case``)."""
+    return time_case(*conv_case(batch, size, c_in, c_out, kernel, dtype))
+
+
 def main(argv):
     del argv
-    results = {"machine": platform.processor() or platform.machine(),
-               "tensorflow": tf.__version__,
-               "threads": {"intra": tf.config.threading.get_intra_op_parallelism_threads(),
-                           "inter": tf.config.threading.get_inter_op_parallelism_threads()},
-               "cases": {}}
-    print(f"{'case':<42}{'dtype':>10}{'GFLOP/s':>10}{'min':>9}{'max':>9}")
+    cases = {}
+    rows = []
     for dtype in (tf.float32, tf.bfloat16):
-        cases = [(name, matmul_case(*shape, dtype)) for name, shape in MATMULS.items()]
-        cases += [(name, conv_case(*shape, dtype)) for name, shape in CONVS.items()]
-        for name, (fn, flop) in cases:
+        named = [(name, matmul_case(*shape, dtype)) for name, shape in MATMULS.items()]
+        named += [(name, conv_case(*shape, dtype)) for name, shape in CONVS.items()]
+        for name, (fn, flop) in named:
             figures = time_case(fn, flop)
-            results["cases"][f"{name} {dtype.name}"] = figures
-            print(f"{name:<42}{dtype.name:>10}{figures['gflops_per_second']:>10.1f}"
-                  f"{figures['min']:>9.1f}{figures['max']:>9.1f}")
-    if FLAGS.json_out:
-        with open(FLAGS.json_out, "w", encoding="utf-8") as f:
-            json.dump(results, f, indent=2)
+            cases[f"{name} {dtype.name}"] = figures
+            rate = figures["gflops_per_second"]
+            rows.append((name, dtype.name, rate["median"], rate["min"], rate["max"]))
+    harness.print_table([("case", 42, ""), ("dtype", 10, ""), ("GFLOP/s", 10, ".1f"),
+                         ("min", 9, ".1f"), ("max", 9, ".1f")], rows)
+    harness.finish({"repeats": FLAGS.repeats, "inner": FLAGS.inner, "cases": cases})
 
 
 if __name__ == "__main__":

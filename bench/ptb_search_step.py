@@ -11,15 +11,13 @@ from the shapes (matmuls only; backward = 2x forward).
     python bench/ptb_search_step.py --data_path=testdata/ptb --hidden_size=64 --steps=5
 """
 
-import json
-import platform
 import statistics
-import time
 
 import tensorflow as tf
 from absl import app
 from absl import flags
 
+import harness
 from enas_tf.cli import common
 from enas_tf.controller import rnn_controller
 from enas_tf.data import ptb
@@ -30,7 +28,6 @@ flags.DEFINE_integer("hidden_size", 1000, "Hidden = embedding size.")
 flags.DEFINE_integer("num_nodes", 12, "Cell nodes.")
 flags.DEFINE_integer("bptt", 35, "BPTT length.")
 flags.DEFINE_integer("steps", 20, "Timed steps of each kind (after 3 warm-up).")
-flags.DEFINE_string("json_out", "", "Also write the figures here.")
 FLAGS = flags.FLAGS
 
 
@@ -40,22 +37,6 @@ def step_flops(batch, bptt, hidden, nodes, vocab):
     cell = 2 * tokens * hidden * 2 * hidden * (nodes + 1)
     softmax = 2 * tokens * hidden * vocab
     return cell + softmax
-
-
-def timed(fn, steps):
-    for _ in range(3):
-        fn()
-    seconds = []
-    for _ in range(steps):
-        started = time.perf_counter()
-        fn()
-        seconds.append(time.perf_counter() - started)
-    return seconds
-
-
-def describe(seconds):
-    return {"median": statistics.median(seconds), "min": min(seconds),
-            "max": max(seconds), "n": len(seconds)}
 
 
 def main(argv):
@@ -86,21 +67,17 @@ def main(argv):
     def controller_update():
         update().numpy()
 
-    child = timed(child_step, FLAGS.steps)
-    ctrl = timed(controller_step, FLAGS.steps)
-    upd = timed(controller_update, FLAGS.steps)
+    child = harness.timed(child_step, FLAGS.steps)
+    ctrl = harness.timed(controller_step, FLAGS.steps)
+    upd = harness.timed(controller_update, FLAGS.steps)
     forward = step_flops(FLAGS.batch_size, FLAGS.bptt, FLAGS.hidden_size,
                          FLAGS.num_nodes, data.vocab.size)
     results = {
-        "machine": platform.processor() or platform.machine(),
-        "tensorflow": tf.__version__,
-        "threads": {"intra": tf.config.threading.get_intra_op_parallelism_threads(),
-                    "inter": tf.config.threading.get_inter_op_parallelism_threads()},
         "shape": {"hidden": FLAGS.hidden_size, "nodes": FLAGS.num_nodes,
                   "batch": FLAGS.batch_size, "bptt": FLAGS.bptt, "vocab": data.vocab.size},
-        "child_step_seconds": describe(child),
-        "controller_step_seconds": describe(ctrl),
-        "controller_update_seconds": describe(upd),
+        "child_step_seconds": harness.describe(child),
+        "controller_step_seconds": harness.describe(ctrl),
+        "controller_update_seconds": harness.describe(upd),
         "child_step_gflop": 3 * forward / 1e9,
         "controller_step_gflop": forward / 1e9,
         "child_gflops_per_second": 3 * forward / 1e9 / statistics.median(child),
@@ -108,18 +85,18 @@ def main(argv):
         "traces": dict(task.traces(), sample_arc=sample.experimental_get_tracing_count(),
                        controller_score=score.experimental_get_tracing_count()),
     }
-    print(f"{'step':<22}{'median s':>10}{'min s':>10}{'max s':>10}{'GFLOP':>9}{'GFLOP/s':>9}")
+    rows = []
     for name, gflop in (("child_step", results["child_step_gflop"]),
                         ("controller_step", results["controller_step_gflop"]),
                         ("controller_update", 0.0)):
         s = results[f"{name}_seconds"]
         rate = gflop / s["median"] if gflop else float("nan")
-        print(f"{name:<22}{s['median']:>10.3f}{s['min']:>10.3f}{s['max']:>10.3f}"
-              f"{gflop:>9.1f}{rate:>9.1f}")
+        rows.append((name, s["median"], s["min"], s["max"], gflop, rate))
+    harness.print_table([("step", 22, ""), ("median s", 10, ".3f"), ("min s", 10, ".3f"),
+                         ("max s", 10, ".3f"), ("GFLOP", 9, ".1f"), ("GFLOP/s", 9, ".1f")],
+                        rows)
     print("traces:", results["traces"])
-    if FLAGS.json_out:
-        with open(FLAGS.json_out, "w", encoding="utf-8") as f:
-            json.dump(results, f, indent=2)
+    harness.finish(results)
 
 
 if __name__ == "__main__":

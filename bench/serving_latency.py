@@ -16,7 +16,6 @@ import concurrent.futures
 import http.client
 import json
 import os
-import platform
 import signal
 import socket
 import statistics
@@ -32,6 +31,7 @@ from absl import flags
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
+import harness
 from enas_tf.serving import repository
 from enas_tf.serving import servable
 
@@ -46,7 +46,6 @@ flags.DEFINE_integer("requests", 300, "Sequential timed requests per API.")
 flags.DEFINE_integer("warmup", 30, "Untimed requests per API first.")
 flags.DEFINE_integer("concurrency", 8, "Client threads of the throughput run.")
 flags.DEFINE_float("seconds", 5.0, "Length of each throughput run.")
-flags.DEFINE_string("json_out", "", "Also write the figures here.")
 flags.mark_flag_as_required("model_base_path")
 FLAGS = flags.FLAGS
 
@@ -102,14 +101,9 @@ class GrpcClient:
 
 
 def latency_ms(call):
-    for _ in range(FLAGS.warmup):
-        call()
-    times = []
-    for _ in range(FLAGS.requests):
-        start = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - start) * 1e3)
-    return {"median_ms": statistics.median(times),
+    times = [s * 1e3 for s in harness.timed(call, FLAGS.requests, warmup=FLAGS.warmup)]
+    return {"median_ms": statistics.median(times), "min_ms": min(times),
+            "max_ms": max(times),
             "p99_ms": float(np.percentile(times, 99)), "requests": len(times)}
 
 
@@ -165,15 +159,13 @@ def main(argv):
     report = {"model_base_path": FLAGS.model_base_path, "version": version,
               "signature": FLAGS.signature_name,
               "input_shapes": {name: list(value.shape) for name, value in inputs.items()},
-              "concurrency": FLAGS.concurrency, "cpus": os.cpu_count(),
-              "machine": platform.platform(), "results": results}
-    print(f"{'api':<6}{'median ms':>11}{'p99 ms':>10}{'req/s':>10}{'answer B':>10}")
-    for api, r in results.items():
-        print(f"{api:<6}{r['median_ms']:>11.2f}{r['p99_ms']:>10.2f}"
-              f"{r['requests_per_second']:>10.1f}{r['answer_bytes']:>10}")
-    if FLAGS.json_out:
-        with open(FLAGS.json_out, "w", encoding="utf-8") as f:
-            json.dump(report, f, indent=2)
+              "concurrency": FLAGS.concurrency, "results": results}
+    harness.print_table(
+        [("api", 6, ""), ("median ms", 11, ".2f"), ("p99 ms", 10, ".2f"),
+         ("req/s", 10, ".1f"), ("answer B", 10, "d")],
+        [(api, r["median_ms"], r["p99_ms"], r["requests_per_second"], r["answer_bytes"])
+         for api, r in results.items()])
+    harness.finish(report)
 
 
 if __name__ == "__main__":
