@@ -74,6 +74,10 @@ flags.DEFINE_integer("controller_train_steps", 100, "Controller updates per phas
                      lower_bound=1)
 flags.DEFINE_integer("controller_num_aggregate", 10, "Sampled arcs averaged per "
                      "controller update.", lower_bound=1)
+flags.DEFINE_integer("controller_batch_arcs", 1, "Arcs sampled and rewarded per "
+                     "compiled call in the controller phase (arc i on its own "
+                     "validation batch, as one call per arc); must divide "
+                     "--controller_num_aggregate.", lower_bound=1)
 flags.DEFINE_float("controller_lr", 0.00035, "Controller Adam learning rate.",
                    lower_bound=0.0)
 flags.DEFINE_float("controller_tanh_constant", 2.5, "Logits become c * tanh(logits).",
@@ -163,12 +167,20 @@ def effective_flags(modules):
 
 
 def loop_config(default_model_name):
+    try:
+        return _loop_config(default_model_name)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def _loop_config(default_model_name):
     return search.LoopConfig(
         num_epochs=FLAGS.num_epochs,
         controller_training=FLAGS.controller_training,
         controller_train_every=FLAGS.controller_train_every,
         controller_train_steps=FLAGS.controller_train_steps,
         controller_num_aggregate=FLAGS.controller_num_aggregate,
+        controller_batch_arcs=FLAGS.controller_batch_arcs,
         eval_every_epochs=FLAGS.eval_every_epochs,
         derive_num_samples=FLAGS.derive_num_samples,
         derive_num_batches=FLAGS.derive_num_batches,

@@ -81,6 +81,22 @@ class Controller(keras.layers.Layer):
         """Samples an arc from ``seed`` (int [2]), or scores the given ``arc``."""
         raise NotImplementedError
 
+    def sample_batch(self, seeds):
+        """Samples K arcs at once, arc i from ``seeds[i]`` (int [K, 2]).
+
+        One vectorized pass of the policy (the LSTM runs with batch K), so
+        arc i, its log-probability and its entropy are those of
+        ``sample(seeds[i])``. Returns a ControllerSample of [K, ...] tensors.
+        """
+        if not self.built:
+            self.build()
+
+        def one(seed):
+            sample = self.sample(seed)
+            return tuple(getattr(sample, f.name) for f in dataclasses.fields(sample))
+
+        return ControllerSample(*tf.vectorized_map(one, seeds))
+
     def call(self, seed):
         return self.sample(seed)
 

@@ -7,6 +7,7 @@ gradient of ``-log p(arc) * (reward - baseline) + skip_weight * penalty``
 into accumulators; ``apply()`` averages the accumulated gradients of
 ``num_aggregate`` arcs and takes one optimizer step, as the official
 SyncReplicasOptimizer with ``replicas_to_aggregate`` did.
+``score_batch(seeds, rewards_fn)`` does the same for K arcs in one step.
 
 Deliberate differences from the official code: the advantage uses the
 baseline from before this reward's update (the official graph read it in an
@@ -61,21 +62,64 @@ class Reinforce(tf.Module):
                 reward_metric, metric = tf.nest.map_structure(
                     tf.stop_gradient, reward_fn(sample.arc))
                 reward = self.reward(reward_metric, sample.entropy)
-                baseline = tf.cond(tf.math.is_finite(reward),
-                                   lambda: self.update_baseline(reward),
-                                   lambda: tf.identity(self.baseline))
+                baseline = self._baseline_for(reward)
                 advantage = reward - baseline
-            loss = (-sample.log_prob * advantage
-                    + self.penalty_weight * sample.penalty)
+            loss = self._loss(sample, advantage)
         grads = tape.gradient(loss, self.variables_to_train)
         finite = tf.math.is_finite(loss)
         # A non-finite reward or loss is dropped, not averaged in.
-        for acc, grad in zip(self.accumulators, guard.zero_unless(finite, grads)):
-            acc.assign_add(tf.convert_to_tensor(grad))
-        self.num_accumulated.assign_add(tf.cast(finite, tf.int32))
+        self._accumulate(guard.zero_unless(finite, grads), tf.cast(finite, tf.int32))
         return {"arc": sample.arc, "metric": metric, "reward": reward,
                 "baseline": baseline, "advantage": advantage, "loss": loss,
                 "entropy": sample.entropy, "log_prob": sample.log_prob}
+
+    def score_batch(self, seeds, rewards_fn):
+        """``score`` for K arcs in one step: seeds int [K, 2], arc i from seeds[i].
+
+        ``rewards_fn(arcs [K, L])`` returns the K reward metrics and metrics.
+        The arcs are sampled in one vectorized controller pass and the
+        baseline moves through the K rewards in order, so each arc's
+        statistics, baseline and advantage are those of K ``score`` calls
+        with the same seeds; the accumulated gradient is the sum of theirs
+        (up to float rounding). Returns the same keys as ``score``, each [K].
+        """
+        with tf.GradientTape() as tape:
+            sample = self.controller.sample_batch(seeds)
+            with tape.stop_recording():
+                reward_metric, metric = tf.nest.map_structure(
+                    tf.stop_gradient, rewards_fn(sample.arc))
+                reward = self.reward(reward_metric, sample.entropy)
+                baseline = tf.stack([self._baseline_for(r)
+                                     for r in tf.unstack(reward, num=seeds.shape[0])])
+                advantage = reward - baseline
+            loss = self._loss(sample, advantage)
+            finite = tf.math.is_finite(loss)
+            # A zero advantage keeps a dropped arc's NaN out of the sum's gradient.
+            kept_advantage = tf.where(finite, advantage, 0.0)
+            kept_loss = tf.reduce_sum(tf.where(finite, self._loss(sample, kept_advantage), 0.0))
+        grads = tape.gradient(kept_loss, self.variables_to_train)
+        # Only a non-finite controller could still make the sum non-finite:
+        # then the whole batch is dropped.
+        grads_finite = tf.math.is_finite(tf.linalg.global_norm(grads))
+        self._accumulate(guard.zero_unless(grads_finite, grads),
+                         tf.where(grads_finite, tf.reduce_sum(tf.cast(finite, tf.int32)), 0))
+        return {"arc": sample.arc, "metric": metric, "reward": reward,
+                "baseline": baseline, "advantage": advantage, "loss": loss,
+                "entropy": sample.entropy, "log_prob": sample.log_prob}
+
+    def _baseline_for(self, reward):
+        """The baseline before ``reward``, updated by it if it is finite."""
+        return tf.cond(tf.math.is_finite(reward),
+                       lambda: self.update_baseline(reward),
+                       lambda: tf.identity(self.baseline))
+
+    def _loss(self, sample, advantage):
+        return -sample.log_prob * advantage + self.penalty_weight * sample.penalty
+
+    def _accumulate(self, grads, count):
+        for acc, grad in zip(self.accumulators, grads):
+            acc.assign_add(tf.convert_to_tensor(grad))
+        self.num_accumulated.assign_add(count)
 
     def apply(self):
         """One optimizer step on the mean accumulated gradient, then reset."""

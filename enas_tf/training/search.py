@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from enas_tf.training import batched_scoring
 from enas_tf.training import run_dir
 
 
@@ -35,6 +36,7 @@ class LoopConfig:
     controller_train_every: int = 1
     controller_train_steps: int = 1
     controller_num_aggregate: int = 1
+    controller_batch_arcs: int = 1  # arcs scored per compiled call; divides the above
     eval_every_epochs: int = 1
     derive_num_samples: int = 10
     derive_num_batches: int = 1
@@ -45,6 +47,13 @@ class LoopConfig:
     export_dir: str = ""
     model_name: str = "enas"
     verbose: bool = True
+
+    def __post_init__(self):
+        k, n = self.controller_batch_arcs, self.controller_num_aggregate
+        if k < 1 or n % k:
+            divisors = [d for d in range(1, n + 1) if n % d == 0]
+            raise ValueError(f"--controller_batch_arcs={k} must divide "
+                             f"--controller_num_aggregate={n} (allowed: {divisors})")
 
 
 class SearchLoop:
@@ -84,6 +93,7 @@ class SearchLoop:
         if self.mode == "search":
             self._sample_arc = tf.function(self._sample_arc_fn)
             self._score = tf.function(self._score_fn)
+            self._score_batch = tf.function(self._score_batch_fn)
             self._apply = tf.function(reinforce.apply)
             self._reward = tf.function(task.reward)
         self.started = time.time()
@@ -95,6 +105,22 @@ class SearchLoop:
     def _score_fn(self, batch):
         return self.reinforce.score(self.rng.make_seeds(1)[:, 0],
                                     lambda arc: self.task.reward(arc, batch))
+
+    def _score_batch_fn(self, batches):
+        # K draws of one seed each, in order: the seeds K _score calls would use.
+        seeds = tf.stack([self.rng.make_seeds(1)[:, 0]
+                          for _ in range(self.config.controller_batch_arcs)])
+        return self.reinforce.score_batch(
+            seeds, lambda arcs: batched_scoring.rewards(self.task, arcs, batches))
+
+    def _score_arcs(self):
+        """Scores the next ``controller_batch_arcs`` arcs; every output has a leading K axis."""
+        k = self.config.controller_batch_arcs
+        if k == 1:
+            out = self._score(self.task.reward_batch())
+            return {name: value.numpy()[np.newaxis] for name, value in out.items()}
+        batches = batched_scoring.stack_batches([self.task.reward_batch() for _ in range(k)])
+        return {name: value.numpy() for name, value in self._score_batch(batches).items()}
 
     # The run ---------------------------------------------------------------
     def run(self):
@@ -196,16 +222,19 @@ class SearchLoop:
         cfg = self.config
         records, rewards = [], []
         for _ in range(cfg.controller_train_steps):
-            for _ in range(cfg.controller_num_aggregate):
+            for _ in range(cfg.controller_num_aggregate // cfg.controller_batch_arcs):
                 started = time.perf_counter()
-                out = self._score(self.task.reward_batch())
-                out = {k: v.numpy() for k, v in out.items()}
-                self.controller_seconds.append(time.perf_counter() - started)
-                rewards.append(float(out["reward"]))
-                records.append(self._arc_record(epoch, "controller", out["arc"],
-                                                out["reward"], out["metric"]))
+                outs = self._score_arcs()
+                # Seconds per scored arc.
+                self.controller_seconds.append(
+                    (time.perf_counter() - started) / cfg.controller_batch_arcs)
+                rewards.extend(float(r) for r in outs["reward"])
+                records.extend(self._arc_record(epoch, "controller", arc, reward, metric)
+                               for arc, reward, metric in zip(
+                                   outs["arc"], outs["reward"], outs["metric"]))
             grad_norm = float(self._apply().numpy())
             self.controller_steps.assign_add(1)
+            out = {name: value[-1] for name, value in outs.items()}  # the last arc's
             self._write_scalars(
                 {"reward": out["reward"], "baseline": out["baseline"],
                  "entropy": out["entropy"], "loss": out["loss"],
@@ -289,9 +318,13 @@ class SearchLoop:
         traces = dict(self.task.traces())
         if self.mode == "search":
             traces.update(sample_arc=self._sample_arc.experimental_get_tracing_count(),
-                          controller_score=self._score.experimental_get_tracing_count(),
                           controller_update=self._apply.experimental_get_tracing_count(),
                           derive_reward=self._reward.experimental_get_tracing_count())
+            if self.config.controller_batch_arcs == 1:
+                traces.update(controller_score=self._score.experimental_get_tracing_count())
+            else:
+                traces.update(
+                    controller_score_batch=self._score_batch.experimental_get_tracing_count())
         return traces
 
     def _write_scalars(self, metrics, prefix, step):
