@@ -1,4 +1,4 @@
-"""Runs bin/search_ptb as a user does, at a tiny size, for the end-to-end tests."""
+"""Runs bin/search_ptb (and the other launchers) as a user does, at a tiny size, for the end-to-end tests."""
 
 import json
 import os
@@ -18,7 +18,12 @@ TINY = [
 
 
 def run(args, check=True):
-    result = subprocess.run([sys.executable, BINARY] + TINY + args, capture_output=True,
+    return run_binary(BINARY, TINY + args, check)
+
+
+def run_binary(binary, args, check=True):
+    """Runs a launcher of bin/ from the repository root; fails on a non-zero exit if ``check``."""
+    result = subprocess.run([sys.executable, binary] + args, capture_output=True,
                             text=True, timeout=600, cwd=ROOT)
     if check and result.returncode:
         raise AssertionError(f"exit {result.returncode}:\n{result.stderr[-3000:]}")

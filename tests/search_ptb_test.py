@@ -16,22 +16,13 @@ from enas_tf.export import saved_model
 from enas_tf.models import ptb_child
 from enas_tf.search_space import rnn
 from ptb_cli import BINARY, ROOT, TINY, read_arcs, read_summary, run
+from saved_model_support import session_predict
 
 @pytest.fixture(scope="module")
 def search_dir(tmp_path_factory):
     output_dir = str(tmp_path_factory.mktemp("search"))
     run([f"--output_dir={output_dir}", "--num_epochs=2"])
     return output_dir
-
-
-def session_predict(export_path, inputs, signature="serving_default"):
-    """Runs a signature through a TF1 session, by tensor names."""
-    with tf.Graph().as_default(), tf.compat.v1.Session() as session:
-        meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], export_path)
-        sig = meta.signature_def[signature]
-        feeds = {sig.inputs[k].name: v for k, v in inputs.items()}
-        fetches = {k: v.name for k, v in sig.outputs.items()}
-        return session.run(fetches, feeds)
 
 
 class SearchRunTest:
