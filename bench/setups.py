@@ -84,3 +84,12 @@ def search_loop(task, controller, reinforce, rng, output_dir):
     """The search loop whose compiled steps (sample, score, apply, reward) we time."""
     return search.SearchLoop(task, search.LoopConfig(verbose=False), output_dir, rng,
                              controller=controller, reinforce=reinforce)
+
+
+def train_step(task, arc):
+    """``task.train_step``, starting the data over when an epoch runs out (PTB)."""
+    try:
+        return task.train_step(arc)
+    except StopIteration:
+        task.begin_epoch(0)
+        return task.train_step(arc)
