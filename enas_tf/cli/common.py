@@ -6,7 +6,9 @@ unchanged. Flags those scripts pass but the official programs never defined
 ``--child_num_cell_layers``) are accepted and ignored with a warning.
 """
 
+import atexit
 import os
+import shutil
 import sys
 
 import keras
@@ -16,6 +18,7 @@ from absl import logging
 
 from enas_tf.controller import reinforce
 from enas_tf.search_space import arcs
+from enas_tf.training import distribute
 from enas_tf.training import run_dir
 from enas_tf.training import search
 
@@ -97,6 +100,17 @@ flags.DEFINE_integer("derive_num_samples", 100, "Arcs sampled at the end of a se
                      "to pick the best (the paper's 'several').", lower_bound=1)
 flags.DEFINE_integer("derive_num_batches", 1, "Validation batches each derived arc is "
                      "scored on (the paper: one minibatch).", lower_bound=1)
+
+# Scaling out --------------------------------------------------------------
+flags.DEFINE_enum("distribution_strategy", "none", distribute.STRATEGIES,
+                  "Data-parallel child training: 'none' (one device), 'mirrored' "
+                  "(every local GPU, or --num_cpu_devices logical CPU devices), "
+                  "'multi_worker_mirrored' (the workers named in TF_CONFIG, each run "
+                  "with the same flags). Each replica trains on its slice of "
+                  "--batch_size (the global batch); only the chief writes --output_dir.")
+flags.DEFINE_integer("num_cpu_devices", 1, "With --distribution_strategy=mirrored and "
+                     "no GPU: split the CPU into this many logical devices, one replica "
+                     "each.", lower_bound=1)
 
 # Export -------------------------------------------------------------------
 flags.DEFINE_string("export_dir", None, "Fixed-arc runs export a SavedModel to "
@@ -212,6 +226,21 @@ def print_results(summary, keys):
             print(f"{key}: {summary[key]}")
 
 
+def build_strategy():
+    """The flags' tf.distribute strategy; call it before TensorFlow runs anything.
+
+    A worker other than the chief points --output_dir (and the export) at a
+    temporary directory, removed at exit: it saves like the chief, as
+    multi-worker checkpointing needs, but only the chief's files are kept.
+    """
+    strategy = distribute.build_strategy(FLAGS.distribution_strategy, FLAGS.num_cpu_devices)
+    if not distribute.is_chief(strategy):
+        FLAGS.output_dir = distribute.worker_output_dir(strategy, FLAGS.output_dir)
+        FLAGS.export_dir = None
+        atexit.register(shutil.rmtree, FLAGS.output_dir, ignore_errors=True)
+    return strategy
+
+
 def seed_everything():
     """Seeds weight init; returns the checkpointed generator for everything else."""
     keras.utils.set_random_seed(FLAGS.seed)
@@ -223,7 +252,8 @@ def exit_on_user_error(fn, user_errors=()):
     try:
         return fn()
     except (UsageError, arcs.ArcError, run_dir.OutputDirBusyError,
-            search.CheckpointMismatchError) + tuple(user_errors) as e:
+            search.CheckpointMismatchError,
+            distribute.DistributionError) + tuple(user_errors) as e:
         # Teardown warnings (e.g. of a refused checkpoint) must not follow the error.
         tf.get_logger().setLevel("ERROR")
         print(f"error: {e}", file=sys.stderr)

@@ -202,6 +202,7 @@ def load_data(num_valid):
 def search_cifar():
     """Parses flags into a config, then runs the search or the fixed training."""
     common.warn_ignored_flags()
+    strategy = common.build_strategy()
     arc_text = common.fixed_arc_text()
     config = config_from_flags(fixed=arc_text is not None)
     space = cifar_task.build_space(config)
@@ -211,7 +212,8 @@ def search_cifar():
     run_dir.prepare(FLAGS.output_dir, FLAGS.reset_output_dir)
     modules = [common, sys.modules[__name__]]
     rng = common.seed_everything()
-    task = cifar_task.CifarTask(config, data, rng, fixed_arc=fixed_arc)
+    task = cifar_task.CifarTask(config, data, rng, fixed_arc=fixed_arc,
+                                strategy=strategy)
     controller = reinforce = None
     if fixed_arc is None:
         controller, reinforce = build_controller(config)

@@ -88,6 +88,7 @@ def config_from_flags():
 def search_ptb():
     """Parses flags into a config, then runs the search or the fixed training."""
     common.warn_ignored_flags()
+    strategy = common.build_strategy()
     config = config_from_flags()
     arc_text = common.fixed_arc_text()
     fixed_arc = None if arc_text is None else rnn.RnnSpace(config.num_nodes).from_string(arc_text)
@@ -96,7 +97,8 @@ def search_ptb():
     run_dir.prepare(FLAGS.output_dir, FLAGS.reset_output_dir)
     modules = [common, sys.modules[__name__]]
     rng = common.seed_everything()
-    task = ptb_task.PtbTask(config, data, rng, fixed_arc=fixed_arc)
+    task = ptb_task.PtbTask(config, data, rng, fixed_arc=fixed_arc,
+                            strategy=strategy)
     controller = reinforce = None
     if fixed_arc is None:
         controller = rnn_controller.RnnController(

@@ -169,9 +169,9 @@ class PtbTask(task.ChildTask):
                                          cfg.lr_dec_every, cfg.lr_dec_min)
         self.optimizer.learning_rate.assign(lr)
         self._iterator = iter(self.train_windows)
-        self._state = self.strategy.experimental_distribute_values_from_function(
-            lambda context: self.model.initial_state(
-                cfg.batch_size // context.num_replicas_in_sync))
+        # Made by strategy.run, as the step's own state: one trace for both.
+        self._state = self.strategy.run(lambda: self.model.initial_state(
+            cfg.batch_size // distribute.num_replicas()))
         return lr
 
     def train_step(self, arc):
