@@ -57,7 +57,7 @@ SIZES = {  # family: {size: shape}
 
 flags.DEFINE_enum("size", "small", ["small", "paper"], "Shapes: small, or the paper's "
                   "search sizes (micro paper size needs ~9 GB to compile).")
-flags.DEFINE_list("families", ["ptb", "macro", "micro"], "Which of ptb, macro, micro.")
+setups.define_families_flag()
 flags.DEFINE_string("ptb_data_path", os.path.join(ROOT, "testdata", "ptb"),
                     "PTB directory (the vocabulary sets the softmax size).")
 flags.DEFINE_integer("steps", 10, "Timed steps of each kind per network (after 3 warm-up).",
@@ -205,9 +205,6 @@ def cifar_steps(space_name, shape):
 
 def main(argv):
     del argv
-    unknown = set(FLAGS.families) - set(SIZES)
-    if unknown:
-        raise app.UsageError(f"--families: unknown {sorted(unknown)}; allowed: ptb, macro, micro")
     families, rows = {}, []
     for family in FLAGS.families:
         shape = SIZES[family][FLAGS.size]

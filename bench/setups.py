@@ -9,6 +9,7 @@ directory.
 
 import keras
 import tensorflow as tf
+from absl import flags
 
 from enas_tf.cli import common
 from enas_tf.controller import macro_controller
@@ -35,6 +36,16 @@ _CIFAR_SPACE = {
 }
 _SEARCH_VALID_IMAGES = 5000
 PTB_KEEP_PROBS = ptb_child.KeepProbs(0.75, 0.25, 0.75, 0.25)  # flags/ptb_search.cfg
+
+
+FAMILIES = ("ptb", "macro", "micro")
+
+
+def define_families_flag():
+    """--families: which of the PTB cell and the CIFAR macro and micro children to run."""
+    flags.DEFINE_list("families", list(FAMILIES), "Which of " + ", ".join(FAMILIES) + ".")
+    flags.register_validator("families", lambda names: set(names) <= set(FAMILIES),
+                             message="--families must name only " + ", ".join(FAMILIES))
 
 
 def seeded_rng(seed=0):
