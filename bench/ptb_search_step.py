@@ -9,6 +9,8 @@ from the shapes (matmuls only; backward = 2x forward).
 
     python bench/ptb_search_step.py --data_path=../shared/data/ptb
     python bench/ptb_search_step.py --data_path=testdata/ptb --hidden_size=64 --steps=5
+    python bench/ptb_search_step.py --data_path=../shared/data/ptb \
+        --child_precision=mixed_bfloat16
 """
 
 import statistics
@@ -45,7 +47,8 @@ def main(argv):
     config = ptb_task.PtbConfig(
         num_nodes=FLAGS.num_nodes, hidden_size=FLAGS.hidden_size,
         batch_size=FLAGS.batch_size, bptt=FLAGS.bptt,
-        keep_probs=ptb_child.KeepProbs(0.75, 0.25, 0.75, 0.25))
+        keep_probs=ptb_child.KeepProbs(0.75, 0.25, 0.75, 0.25),
+        precision=FLAGS.child_precision)
     rng = tf.random.Generator.from_seed(0)
     task = ptb_task.PtbTask(config, data, rng)
     controller = rnn_controller.RnnController(
@@ -73,6 +76,7 @@ def main(argv):
     forward = step_flops(FLAGS.batch_size, FLAGS.bptt, FLAGS.hidden_size,
                          FLAGS.num_nodes, data.vocab.size)
     results = {
+        "precision": FLAGS.child_precision,
         "shape": {"hidden": FLAGS.hidden_size, "nodes": FLAGS.num_nodes,
                   "batch": FLAGS.batch_size, "bptt": FLAGS.bptt, "vocab": data.vocab.size},
         "child_step_seconds": harness.describe(child),

@@ -170,7 +170,8 @@ def config_from_flags(fixed):
         l2_reg=FLAGS.child_l2_reg,
         grad_bound=FLAGS.child_grad_bound,
         steps_per_epoch=FLAGS.child_steps_per_epoch,
-        data_seed=FLAGS.seed)
+        data_seed=FLAGS.seed,
+        precision=FLAGS.child_precision)
 
 
 def build_controller(config):

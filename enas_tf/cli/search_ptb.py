@@ -82,7 +82,8 @@ def config_from_flags():
         l2_reg=FLAGS.child_l2_reg,
         slowness_reg=FLAGS.child_rnn_slowness_reg,
         reward_constant=FLAGS.controller_reward_constant,
-        steps_per_epoch=FLAGS.child_steps_per_epoch)
+        steps_per_epoch=FLAGS.child_steps_per_epoch,
+        precision=FLAGS.child_precision)
 
 
 def search_ptb():

@@ -11,6 +11,10 @@ always uses the batch statistics (training or not) and keeps no moving
 averages. Only then may ``slots`` give it one (scale, offset) pair per slot,
 picked by a tensor index at call time (the micro search keeps one copy of an
 op's weights per input the op may read).
+
+Under a mixed policy x comes in the compute dtype (bfloat16) and so does y,
+while scale, offset and the statistics stay float32 (the fused kernel's
+own mixed form), so the moving averages accumulate in float32.
 """
 
 import keras
@@ -59,13 +63,18 @@ class FusedBatchNorm(keras.layers.Layer):
 
     def build(self, input_shape):
         shape = (input_shape[-1],) if self.slots is None else (self.slots, input_shape[-1])
-        self.gamma = self.add_weight(shape=shape, initializer="ones", name="gamma")
-        self.beta = self.add_weight(shape=shape, initializer="zeros", name="beta")
+        # float32 under a mixed policy too (autocast=False): see the module docstring.
+        self.gamma = self.add_weight(shape=shape, initializer="ones", name="gamma",
+                                     autocast=False)
+        self.beta = self.add_weight(shape=shape, initializer="zeros", name="beta",
+                                    autocast=False)
         if not self.batch_stats_only:
             self.moving_mean = self.add_weight(
-                shape=shape, initializer="zeros", trainable=False, name="moving_mean")
+                shape=shape, initializer="zeros", trainable=False, name="moving_mean",
+                autocast=False)
             self.moving_variance = self.add_weight(
-                shape=shape, initializer="ones", trainable=False, name="moving_variance")
+                shape=shape, initializer="ones", trainable=False, name="moving_variance",
+                autocast=False)
 
     def call(self, x, training=False, slot=None):
         if (slot is None) != (self.slots is None):

@@ -84,11 +84,13 @@ class _Block(keras.layers.Layer):
 
     def _bn(self, slots=None):
         return batch_norm.FusedBatchNorm(
-            batch_stats_only=self.batch_stats_only, slots=slots, name="bn")
+            batch_stats_only=self.batch_stats_only, slots=slots, name="bn",
+            dtype=self.dtype_policy)
 
     def _conv_bn(self, filters, kernel_size=1, strides=1, **kwargs):
         return ConvBn(filters, kernel_size, strides=strides, slots=self.slots,
-                      batch_stats_only=self.batch_stats_only, **kwargs)
+                      batch_stats_only=self.batch_stats_only, dtype=self.dtype_policy,
+                      **kwargs)
 
     def compute_output_shape(self, input_shape):
         return _same_conv_shape(input_shape, self.filters, self.strides)
@@ -295,7 +297,7 @@ class Identity(_Block):
         if self.strides > 1:
             self.reduce = FactorizedReduce(self.filters, self.strides,
                                            batch_stats_only=self.batch_stats_only,
-                                           name="reduce")
+                                           name="reduce", dtype=self.dtype_policy)
             self.reduce.build(input_shape)
         elif input_shape[-1] != self.filters:
             self.project = self._conv_bn(self.filters, pre_relu=True, name="conv_1x1")

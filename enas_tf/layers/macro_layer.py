@@ -61,7 +61,8 @@ class MacroLayer(keras.layers.Layer):
 
     def build(self, input_shapes):
         names = macro.OPS[:self.num_branches] if self.searching else (macro.OPS[self.op],)
-        self.ops = tuple(candidate_ops.MACRO_OPS[name](self.filters, name=name)
+        self.ops = tuple(candidate_ops.MACRO_OPS[name](self.filters, name=name,
+                                                       dtype=self.dtype_policy)
                          for name in names)
         for op in self.ops:
             op.build(input_shapes[-1])
@@ -69,13 +70,13 @@ class MacroLayer(keras.layers.Layer):
         if self.layer_id == 0:
             return
         if self.searching:
-            self.skip_bn = batch_norm.FusedBatchNorm(name="skip_bn")
+            self.skip_bn = batch_norm.FusedBatchNorm(name="skip_bn", dtype=self.dtype_policy)
             self.skip_bn.build(out_shape)
         else:
             channels = self.filters + sum(
                 shape[-1] for shape, bit in zip(input_shapes, self.skips) if bit)
             self.skip_conv = candidate_ops.ConvBn(self.filters, pre_relu=True,
-                                                  name="skip_conv")
+                                                  name="skip_conv", dtype=self.dtype_policy)
             self.skip_conv.build((*out_shape[:-1], channels))
 
     def call(self, inputs, arc=None, training=False):

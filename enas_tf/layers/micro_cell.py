@@ -39,9 +39,13 @@ from enas_tf.search_space import micro
 
 
 def drop_path(x, keep_prob, seed):
-    """Zeros whole examples with probability 1 - keep_prob, scales the rest by 1/keep_prob."""
-    noise = keras.random.uniform([tf.shape(x)[0], 1, 1, 1], seed=seed, dtype=x.dtype)
-    return x / keep_prob * tf.floor(keep_prob + noise)
+    """Zeros whole examples with probability 1 - keep_prob, scales the rest by 1/keep_prob.
+
+    The draw is float32 for a bfloat16 ``x`` too (a bfloat16 uniform has 8 bits).
+    """
+    noise = keras.random.uniform([tf.shape(x)[0], 1, 1, 1], seed=seed)
+    keep = tf.floor(tf.cast(keep_prob, noise.dtype) + noise)
+    return x / tf.cast(keep_prob, x.dtype) * tf.cast(keep, x.dtype)
 
 
 def _reduced(size):
@@ -100,22 +104,26 @@ class MicroCell(keras.layers.Layer):
             self.node_ops = tuple(
                 tuple(candidate_ops.MICRO_OPS[name](
                     self.filters, slots=b + 2, batch_stats_only=True,
-                    name=f"node{b}_x{p}_{name}") for name in micro.OPS)
+                    name=f"node{b}_x{p}_{name}", dtype=self.dtype_policy)
+                      for name in micro.OPS)
                 for b, p in self._positions())
             self.combine = candidate_ops.ConvBn(
-                self.filters, pre_relu=True, batch_stats_only=True, name="combine")
+                self.filters, pre_relu=True, batch_stats_only=True, name="combine",
+                dtype=self.dtype_policy)
             self.combine.build((*state_shape[:-1], (self.num_nodes + 2) * self.filters))
         else:
-            self.base = candidate_ops.ConvBn(self.filters, pre_relu=True, name="base")
+            self.base = candidate_ops.ConvBn(self.filters, pre_relu=True, name="base",
+                                             dtype=self.dtype_policy)
             self.base.build(state_shape)
             self.node_ops = tuple(
                 (candidate_ops.MICRO_OPS[micro.OPS[op]](
                     self.filters, strides=2 if self.reduction and source < 2 else 1,
-                    name=f"node{b}_x{p}_{micro.OPS[op]}"),)
+                    name=f"node{b}_x{p}_{micro.OPS[op]}", dtype=self.dtype_policy),)
                 for b, node in enumerate(self.nodes)
                 for p, (source, op) in enumerate((node[:2], node[2:])))
             self.combine = tuple(
-                candidate_ops.FactorizedReduce(self.filters, name=f"combine_{i}")
+                candidate_ops.FactorizedReduce(self.filters, name=f"combine_{i}",
+                                               dtype=self.dtype_policy)
                 if self.reduction and i < 2 else None for i in self.loose_ends)
             for reduce in self.combine:
                 if reduce is not None:
@@ -135,10 +143,11 @@ class MicroCell(keras.layers.Layer):
         if shape[1] != target:
             block = candidate_ops.FactorizedReduce(
                 self.filters, strides=shape[1] // target, pre_relu=True,
-                batch_stats_only=self.searching, name=name)
+                batch_stats_only=self.searching, name=name, dtype=self.dtype_policy)
         elif shape[-1] != self.filters:
             block = candidate_ops.ConvBn(self.filters, pre_relu=True,
-                                         batch_stats_only=self.searching, name=name)
+                                         batch_stats_only=self.searching, name=name,
+                                         dtype=self.dtype_policy)
         else:
             return None
         block.build(shape)

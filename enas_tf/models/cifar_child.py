@@ -5,7 +5,9 @@ the int32 arc tensor to ``call``, one trace serves every architecture) and
 the static fixed-arc network for final training and export (only the chosen
 ops exist). Constructor arguments mirror the official ``child_*`` flags.
 Images are NHWC float32, already normalised. l2 regularisation belongs to
-the trainer.
+the trainer. A ``dtype`` policy given to a child is passed to every layer
+in it (under ``mixed_bfloat16`` the logits come out in bfloat16; the
+trainer's softmax and losses cast them to float32).
 """
 
 import keras
@@ -31,10 +33,11 @@ class _CifarChild(keras.Model):
         if isinstance(fixed_arc, str):
             fixed_arc = space.from_string(fixed_arc)
         self.fixed_arc = None if fixed_arc is None else space.to_string(fixed_arc)
-        self.dropout = keras.layers.Dropout(1.0 - keep_prob, name="dropout")
+        self.dropout = keras.layers.Dropout(1.0 - keep_prob, name="dropout",
+                                            dtype=self.dtype_policy)
         self.classifier = keras.layers.Dense(
             num_classes, use_bias=False, kernel_initializer=candidate_ops.he_normal(),
-            name="fc")
+            name="fc", dtype=self.dtype_policy)
 
     @property
     def searching(self):
@@ -88,17 +91,18 @@ class MacroChild(_CifarChild):
         self.num_branches = num_branches
         self.pool_layers = space.pool_layers()
         net = self.fixed_view()
-        self.stem = candidate_ops.ConvBn(out_filters, 3, name="stem")
+        self.stem = candidate_ops.ConvBn(out_filters, 3, name="stem", dtype=self.dtype_policy)
         macro_layers, reductions = [], []
         filters = out_filters
         for i in range(num_layers):
             macro_layers.append(macro_layer.MacroLayer(
                 i, filters, num_branches, op=net and net.ops[i], skips=net and net.skips[i],
-                name=f"layer_{i}"))
+                name=f"layer_{i}", dtype=self.dtype_policy))
             if i in self.pool_layers:
                 filters *= 1 if self.searching else 2
                 reductions.append(tuple(
-                    candidate_ops.FactorizedReduce(filters, name=f"pool_at_{i}_from_{j}")
+                    candidate_ops.FactorizedReduce(filters, name=f"pool_at_{i}_from_{j}",
+                                                   dtype=self.dtype_policy)
                     for j in range(i + 1)))
         # Tuples, not lists: see candidate_ops.
         self.macro_layers, self.reductions = tuple(macro_layers), tuple(reductions)
@@ -154,15 +158,16 @@ class AuxHead(keras.layers.Layer):
         pooled = (input_shape[0], (input_shape[1] - 5) // 3 + 1,
                   (input_shape[2] - 5) // 3 + 1, input_shape[3])
         self.project = candidate_ops.ConvBn(
-            128, post_relu=True, batch_stats_only=self.batch_stats_only, name="proj")
+            128, post_relu=True, batch_stats_only=self.batch_stats_only, name="proj",
+            dtype=self.dtype_policy)
         self.conv = candidate_ops.ConvBn(
             768, pooled[1], post_relu=True, batch_stats_only=self.batch_stats_only,
-            name="conv")
+            name="conv", dtype=self.dtype_policy)
         self.project.build(pooled)
         self.conv.build(self.project.compute_output_shape(pooled))
         self.classifier = keras.layers.Dense(
             self.num_classes, use_bias=False, kernel_initializer=candidate_ops.he_normal(),
-            name="fc")
+            name="fc", dtype=self.dtype_policy)
         self.classifier.build((input_shape[0], 768))
 
     def call(self, x, training=False):
@@ -219,7 +224,7 @@ class MicroChild(_CifarChild):
         reduction_layers = space.reduction_layers(num_layers)
         arc = self.fixed_view()
         self.stem = candidate_ops.ConvBn(3 * out_filters, 3, batch_stats_only=self.searching,
-                                         name="stem")
+                                         name="stem", dtype=self.dtype_policy)
         cells = []
         filters = out_filters
         for c in range(num_layers + 2):
@@ -227,11 +232,12 @@ class MicroChild(_CifarChild):
             filters *= 2 if reduction else 1
             cell = arc and (arc.reduction if reduction else arc.normal)
             cells.append(micro_cell.MicroCell(
-                filters, num_nodes, reduction, nodes=cell and cell.nodes, name=f"cell_{c}"))
+                filters, num_nodes, reduction, nodes=cell and cell.nodes, name=f"cell_{c}",
+                dtype=self.dtype_policy))
         self.cells = tuple(cells)  # not a list: see candidate_ops
         self.aux_index = reduction_layers[-1] + 1 if use_aux_heads else None
-        self.aux_head = (AuxHead(num_classes, batch_stats_only=self.searching, name="aux_head")
-                         if use_aux_heads else None)
+        self.aux_head = (AuxHead(num_classes, batch_stats_only=self.searching, name="aux_head",
+                                 dtype=self.dtype_policy) if use_aux_heads else None)
         self.drop_path_progress = None
         if not self.searching and drop_path_keep_prob < 1.0:
             self.drop_path_progress = self.add_weight(

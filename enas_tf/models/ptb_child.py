@@ -48,11 +48,13 @@ class PtbChild(keras.Model):
         init = keras.initializers.RandomUniform(-init_range, init_range)
         # Weight tying: the embedding matrix is also the softmax matrix, so
         # the embedding size is the hidden size.
+        # The sublayers share the model's dtype policy (see training/precision).
         self.embedding = keras.layers.Embedding(
-            vocab_size, hidden_size, embeddings_initializer=init, name="embedding")
+            vocab_size, hidden_size, embeddings_initializer=init, name="embedding",
+            dtype=self.dtype_policy)
         self.cell = enas_rnn_cell.EnasRnnCell(
             num_nodes, hidden_size, fixed_arc=fixed_arc, init_range=init_range,
-            name="enas_cell")
+            name="enas_cell", dtype=self.dtype_policy)
         # The softmax weights are tied to the embedding, but the bias is its
         # own: from the near-zero outputs of a fresh cell, a tied softmax
         # without one cannot even learn word frequencies, and training sat at
@@ -72,17 +74,20 @@ class PtbChild(keras.Model):
         batch = tf.shape(tokens)[0]
         seeds = (tf.unstack(tf.random.experimental.stateless_split(seed, 4))
                  if training else [None] * 4)
+        dtype = self.compute_dtype
         embedded = self.embedding(tokens)
-        word_mask = dropout.keep_mask([self.vocab_size, 1], keep.embedding, seeds[0])
+        word_mask = dropout.keep_mask([self.vocab_size, 1], keep.embedding, seeds[0], dtype)
         embedded = embedded * tf.gather(word_mask, tokens)
         embedded = embedded * dropout.keep_mask(
-            [batch, 1, self.hidden_size], keep.inputs, seeds[1])
+            [batch, 1, self.hidden_size], keep.inputs, seeds[1], dtype)
         state_mask = None
         if keep.state < 1.0:
-            state_mask = dropout.keep_mask([batch, self.hidden_size], keep.state, seeds[2])
+            state_mask = dropout.keep_mask([batch, self.hidden_size], keep.state, seeds[2],
+                                           dtype)
         outputs, state = self.cell(embedded, state, arc, state_mask=state_mask)
         dropped = outputs * dropout.keep_mask(
-            [batch, 1, self.hidden_size], keep.outputs, seeds[3])
+            [batch, 1, self.hidden_size], keep.outputs, seeds[3], dtype)
+        # In the compute dtype; the task's softmax and loss cast the logits to float32.
         logits = tf.matmul(dropped, self.embedding.embeddings, transpose_b=True)
         logits = logits + self.softmax_bias
         return logits, state, outputs

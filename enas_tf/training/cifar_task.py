@@ -34,6 +34,7 @@ from enas_tf.search_space import micro
 from enas_tf.training import distribute
 from enas_tf.training import guard
 from enas_tf.training import masked_sgd
+from enas_tf.training import precision
 from enas_tf.training import schedules
 from enas_tf.training import task
 
@@ -67,6 +68,7 @@ class CifarConfig:
     grad_bound: float = 5.0  # child_grad_bound (0: no clipping)
     steps_per_epoch: int = 0  # child_steps_per_epoch (0: one pass)
     data_seed: int = 0  # seed
+    precision: str = "float32"  # child_precision: float32 or mixed_bfloat16
 
 
 def build_space(config):
@@ -76,14 +78,15 @@ def build_space(config):
 
 
 def build_child(config, fixed_arc=None):
+    dtype = precision.policy(config.precision)
     if config.space == "macro":
         return cifar_child.MacroChild(
             config.num_layers, config.out_filters, config.num_branches,
-            keep_prob=config.keep_prob, fixed_arc=fixed_arc)
+            keep_prob=config.keep_prob, fixed_arc=fixed_arc, dtype=dtype)
     return cifar_child.MicroChild(
         config.num_layers, config.out_filters, config.num_cells,
         keep_prob=config.keep_prob, drop_path_keep_prob=config.drop_path_keep_prob,
-        use_aux_heads=config.use_aux_heads, fixed_arc=fixed_arc)
+        use_aux_heads=config.use_aux_heads, fixed_arc=fixed_arc, dtype=dtype)
 
 
 class CifarTask(task.ChildTask):

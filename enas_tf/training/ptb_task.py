@@ -24,6 +24,7 @@ from enas_tf.search_space import diagrams
 from enas_tf.search_space import rnn
 from enas_tf.training import distribute
 from enas_tf.training import guard
+from enas_tf.training import precision
 from enas_tf.training import schedules
 from enas_tf.training import task
 
@@ -49,6 +50,7 @@ class PtbConfig:
     slowness_reg: float = 0.0  # child_rnn_slowness_reg
     reward_constant: float = 80.0  # controller_reward_constant
     steps_per_epoch: int = 0  # child_steps_per_epoch (0: a full pass)
+    precision: str = "float32"  # child_precision: float32 or mixed_bfloat16
 
 
 class PtbTask(task.ChildTask):
@@ -66,7 +68,7 @@ class PtbTask(task.ChildTask):
             self.model = ptb_child.PtbChild(
                 data.vocab.size, config.hidden_size, config.num_nodes,
                 fixed_arc=self.fixed_arc, keep_probs=config.keep_probs,
-                init_range=config.init_range)
+                init_range=config.init_range, dtype=precision.policy(config.precision))
             self.optimizer = distribute.SummedGradientsSGD(config.lr)
             self._build()
         self.train_windows = ptb.lm_dataset(data.train, config.batch_size, config.bptt)
@@ -239,7 +241,7 @@ def fixed_child(search_model, arc):
     child = ptb_child.PtbChild(
         search_model.vocab_size, search_model.hidden_size, search_model.num_nodes,
         fixed_arc=arc, keep_probs=search_model.keep_probs,
-        init_range=search_model.init_range)
+        init_range=search_model.init_range, dtype=search_model.dtype_policy)
     child(tf.zeros([1, 1], tf.int32), child.initial_state(1))
     source, cell = search_model, search_model.cell
     pairs = [(child.embedding.embeddings, source.embedding.embeddings),
