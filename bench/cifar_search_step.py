@@ -15,6 +15,8 @@ the peak memory is the process's max RSS.
     python bench/cifar_search_step.py --space=macro --data_path=../shared/data/cifar10
     python bench/cifar_search_step.py --space=micro --data_path=testdata/cifar10 \\
         --num_layers=2 --out_filters=8 --batch_size=16 --steps=5
+    python bench/cifar_search_step.py --space=macro --data_path=../shared/data/cifar10 \\
+        --child_precision=mixed_bfloat16
 """
 
 import tempfile
@@ -61,7 +63,7 @@ def main(argv):
     num_layers, filters, batch = sizes()
     data = cifar10.load_cifar10(FLAGS.data_path)
     config = setups.cifar_config(FLAGS.space, num_layers, filters, batch,
-                                 len(data.train_labels))
+                                 len(data.train_labels), precision=FLAGS.child_precision)
     rng = setups.seeded_rng()
     task = cifar_task.CifarTask(config, data, rng)
     controller, reinforce = setups.cifar_controller(config)
@@ -113,6 +115,7 @@ def main(argv):
                          ("of ceiling", 11, ".2f")], rows)
     results = harness.finish({
         "space": FLAGS.space,
+        "precision": FLAGS.child_precision,
         "shape": {"layers": num_layers, "filters": filters, "batch": batch,
                   "aux_head": config.use_aux_heads, "num_valid": config.num_valid},
         "steps": steps, "conv2d_ceiling": dict(

@@ -9,7 +9,7 @@ from the shapes (matmuls only; backward = 2x forward).
 
     python bench/ptb_search_step.py --data_path=../shared/data/ptb
     python bench/ptb_search_step.py --data_path=testdata/ptb --hidden_size=64 --steps=5
-    python bench/ptb_search_step.py --data_path=../shared/data/ptb \
+    python bench/ptb_search_step.py --data_path=../shared/data/ptb \\
         --child_precision=mixed_bfloat16
 """
 

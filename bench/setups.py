@@ -66,7 +66,7 @@ def ptb_controller(num_nodes):
 
 
 def cifar_config(space, num_layers, out_filters, batch_size, num_images,
-                 use_aux_heads=None):
+                 use_aux_heads=None, precision="float32"):
     """A search config: 5,000 reward images as the paper, fewer in a small sample.
 
     ``use_aux_heads`` None keeps the paper's choice for the space.
@@ -78,7 +78,7 @@ def cifar_config(space, num_layers, out_filters, batch_size, num_images,
         num_branches=settings["num_branches"], use_aux_heads=aux,
         batch_size=batch_size, num_valid=max(batch_size, min(_SEARCH_VALID_IMAGES,
                                                              num_images // 3)),
-        l2_reg=settings["l2_reg"])
+        l2_reg=settings["l2_reg"], precision=precision)
 
 
 def cifar_controller(config):
