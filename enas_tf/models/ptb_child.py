@@ -88,7 +88,8 @@ class PtbChild(keras.Model):
         dropped = outputs * dropout.keep_mask(
             [batch, 1, self.hidden_size], keep.outputs, seeds[3], dtype)
         # In the compute dtype; the task's softmax and loss cast the logits to float32.
-        logits = tf.matmul(dropped, self.embedding.embeddings, transpose_b=True)
+        logits = enas_rnn_cell.matmul_over_time(dropped, self.embedding.embeddings,
+                                                transpose_b=True)
         logits = logits + self.softmax_bias
         return logits, state, outputs
 
