@@ -82,16 +82,19 @@ class EnasRnnCell(keras.layers.Layer):
             shape=(self.hidden_size, two_h), initializer=init, name="w_state")
         self.w_edges = self.add_weight(
             shape=(self.num_edges, self.hidden_size, two_h), initializer=init,
-            name="w_edges")
+            name="w_edges", autocast=False)  # cast after the gather: see call()
 
     def call(self, inputs, state, arc=None, state_mask=None):
         prevs, acts = self._choices(arc)
         if self.fixed_cell is None:
             loose = self._loose_end_weights(tf.stack(prevs))
-            edge_weights = tf.gather(self.w_edges, self._edge_rows(prevs))
+            # Gathered in float32, then cast: a mixed policy would otherwise
+            # cast all the shared edges every step (0.1 s at the paper's size).
+            edge_weights = tf.cast(tf.gather(self.w_edges, self._edge_rows(prevs)),
+                                   self.compute_dtype)
         else:
             loose = self.fixed_cell.loose_ends
-            edge_weights = tf.convert_to_tensor(self.w_edges)
+            edge_weights = tf.cast(self.w_edges, self.compute_dtype)
         wiring = cell_wiring.Wiring(prevs, acts, loose)
         # Node 0's input projection for all steps in one matmul.
         x_proj = matmul_over_time(inputs, self.w_input)
