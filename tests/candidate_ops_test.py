@@ -104,6 +104,33 @@ class CandidateOpsTest:
         with pytest.raises(tf.errors.InvalidArgumentError, match="out of range"):
             candidate_ops.checked_choices([1], [2, 1], "test")
 
+    def test_checked_choices_fail_loudly_for_an_arc_of_unknown_length(self):
+        check = tf.function(lambda values: candidate_ops.checked_choices(values, [2, 1], "t"),
+                            input_signature=[tf.TensorSpec([None], tf.int32)])
+        assert check(tf.constant([1, 0])).numpy().tolist() == [1, 0]
+        for bad in ([1], [1, 0, 0], [0, 1]):
+            with pytest.raises(tf.errors.InvalidArgumentError, match="out of range"):
+                check(tf.constant(bad))
+
+    def test_input_mask_equals_zeroing_the_input_channels(self):
+        x = tf.constant(images(3))
+        mask = tf.constant([1.0, 0.0, 1.0, 0.0])
+        conv = candidate_ops.ConvBn(3, 3, pre_relu=True, batch_stats_only=True)
+        conv.build(x.shape)
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(x)
+            masked_kernel = conv(x, training=True, input_mask=mask)
+            masked_input = conv(tf.nn.relu(x) * mask, training=True)
+        np.testing.assert_allclose(masked_kernel, masked_input, rtol=1e-5, atol=1e-5)
+        for wrt in (x, conv.kernel):
+            np.testing.assert_allclose(tape.gradient(masked_kernel, wrt),
+                                       tape.gradient(masked_input, wrt), atol=1e-5)
+        assert not np.any(tape.gradient(masked_kernel, conv.kernel)[:, :, 1::2])
+        separable = candidate_ops.ConvBn(3, 3, separable=True)
+        separable.build(x.shape)
+        with pytest.raises(ValueError, match="plain convolutions only"):
+            separable(x, input_mask=mask)
+
     @pytest.mark.parametrize("layer", [
         candidate_ops.ConvBn(6, 5, strides=2, separable=True, pre_relu=True, slots=2,
                              batch_stats_only=True),

@@ -54,6 +54,16 @@ class MacroLayerTest:
         want = (summed - summed.mean((0, 1, 2))) / np.sqrt(summed.var((0, 1, 2)) + 1e-3)
         np.testing.assert_allclose(out, want, rtol=1e-3, atol=1e-3)
 
+    def test_skip_inputs_not_chosen_get_zero_gradients(self):
+        inputs = [tf.constant(images(s)) for s in (1, 2, 3)]
+        layer = macro_layer.MacroLayer(3, C)
+        arc = macro.MacroSpace(4).encode(macro.MacroNet(
+            (0, 0, 0, 4), ((), (0,), (0, 0), (1, 0, 0))))
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            loss = tf.reduce_sum(layer(inputs, tf.constant(arc), training=True) * images(9))
+        assert nonzero(tape.gradient(loss, inputs)) == [True, False, True]
+
     def test_only_the_chosen_ops_weights_get_gradients(self):
         inputs = [images(4), images(5)]
         layer = macro_layer.MacroLayer(2, C)
@@ -124,6 +134,13 @@ class MacroChildTest:
         for _ in range(6):
             assert np.isfinite(step(tf.constant(model.space.random_arc(rng))).numpy())
         assert step.experimental_get_tracing_count() == 1
+
+    def test_the_search_model_checks_the_arc_once_per_call(self):
+        model = cifar_child.MacroChild(num_layers=3, out_filters=C)
+        traced = tf.function(lambda x, arc: model(x, arc, training=True)).get_concrete_function(
+            tf.TensorSpec((B, H, H, 3)), tf.TensorSpec([model.space.arc_length], tf.int32))
+        asserts = [op for op in traced.graph.get_operations() if op.type == "Assert"]
+        assert len(asserts) == 1
 
     def test_fixed_model_owns_only_the_chosen_ops_and_doubles_channels(self):
         arc = "4 5 1 0 0 0 3 0 1 1"  # 4 layers, pools after layers 0 and 1

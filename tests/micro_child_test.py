@@ -172,6 +172,13 @@ class MicroChildTest:
         inference = model(x, arc, training=False)  # logits only, batch statistics
         np.testing.assert_allclose(inference.numpy(), logits.numpy(), rtol=1e-4, atol=1e-5)
 
+    def test_the_search_model_checks_the_arc_once_per_call(self):
+        model = cifar_child.MicroChild(num_layers=1, out_filters=C, num_nodes=2)
+        traced = tf.function(lambda x, arc: model(x, arc, training=True)).get_concrete_function(
+            tf.TensorSpec((B, H, H, 3)), tf.TensorSpec([model.space.arc_length], tf.int32))
+        asserts = [op for op in traced.graph.get_operations() if op.type == "Assert"]
+        assert len(asserts) == 1
+
     def test_fixed_model_doubles_filters_at_reductions_and_owns_chosen_ops(self):
         arc = "0 4 1 2 2 0 0 3 1 1 1 0 2 4 0 2"
         model = cifar_child.MicroChild(num_layers=3, out_filters=C, num_nodes=2,

@@ -44,10 +44,15 @@ def checked_choices(values, bounds, what):
     """
     values = tf.convert_to_tensor(values, tf.int32)
     bounds = tf.constant(bounds, tf.int32)
-    ok = tf.cond(
-        tf.equal(tf.size(values), tf.size(bounds)),
-        lambda: tf.reduce_all(tf.logical_and(values >= 0, values < bounds)),
-        lambda: tf.constant(False))
+
+    def in_range():
+        return tf.reduce_all(tf.logical_and(values >= 0, values < bounds))
+
+    if values.shape.is_fully_defined():  # a compiled step's arc: no tf.cond
+        ok = in_range() if values.shape == bounds.shape else tf.constant(False)
+    else:
+        ok = tf.cond(tf.equal(tf.size(values), tf.size(bounds)), in_range,
+                     lambda: tf.constant(False))
     with tf.control_dependencies([tf.debugging.Assert(
             ok, [what, "arc out of range; values:", values, "bounds:", bounds],
             summarize=-1)]):
@@ -105,10 +110,13 @@ class _Block(keras.layers.Layer):
 class ConvBn(_Block):
     """[ReLU ->] convolution or separable convolution -> BN [-> ReLU].
 
-    Call: ``block(x, training=False, slot=None)``. The official macro child
-    activates after BN (``post_relu``), the micro child before the
-    convolution (``pre_relu``). Separable convolutions have depth
-    multiplier 1, as in the official code.
+    Call: ``block(x, training=False, slot=None, input_mask=None)``. The
+    official macro child activates after BN (``post_relu``), the micro child
+    before the convolution (``pre_relu``). Separable convolutions have depth
+    multiplier 1, as in the official code. ``input_mask`` (0/1 per input
+    channel, plain convolutions only) zeroes the kernel rows of the masked
+    channels: the same as zeroing those channels of the (activated) input,
+    gradients included, for a multiply of the kernel instead of the image.
     """
 
     config_args = _Block.config_args + ("kernel_size", "separable", "pre_relu", "post_relu")
@@ -138,17 +146,23 @@ class ConvBn(_Block):
         self.bn = self._bn(self.slots)
         self.bn.build(self.compute_output_shape(input_shape))
 
-    def call(self, x, training=False, slot=None):
+    def call(self, x, training=False, slot=None, input_mask=None):
         if self.pre_relu:
             x = tf.nn.relu(x)
         strides = (1, self.strides, self.strides, 1)
         if self.separable:
+            if input_mask is not None:
+                raise ValueError("input_mask is for plain convolutions only. "
+                                 f"Received: input_mask with separable block {self.name}")
             x = tf.nn.separable_conv2d(
                 x, batch_norm.pick(self.depthwise_kernel, slot),
                 batch_norm.pick(self.pointwise_kernel, slot),
                 strides, "SAME")
         else:
-            x = tf.nn.conv2d(x, batch_norm.pick(self.kernel, slot), strides, "SAME")
+            kernel = batch_norm.pick(self.kernel, slot)
+            if input_mask is not None:
+                kernel = kernel * tf.cast(input_mask, kernel.dtype)[:, None]
+            x = tf.nn.conv2d(x, kernel, strides, "SAME")
         x = self.bn(x, training=training, slot=slot)
         return tf.nn.relu(x) if self.post_relu else x
 

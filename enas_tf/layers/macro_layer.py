@@ -6,9 +6,10 @@ adds skip inputs from any earlier layers j < i.
 Search mode (``op=None``) builds every op of ``macro.OPS[:num_branches]``
 in build(); ``tf.switch_case`` on the arc tensor runs only the chosen one,
 so one trace serves every architecture (the official code computed all six
-and, through a late-binding bug, always returned max-pool). The skip inputs
-are summed with the op output through a 0/1 mask (the earlier outputs exist
-anyway), then BN.
+and, through a late-binding bug, always returned max-pool). Each skip input
+is added to the op output under a ``tf.cond`` on its bit, then BN: an
+unchosen input costs no work (a 0/1 mask multiplied and summed every
+earlier output, forward and backward).
 
 Fixed mode (``op``, ``skips`` given) builds only the chosen op. As in the
 official fixed model, every layer after the first concatenates its skip
@@ -34,7 +35,9 @@ class MacroLayer(keras.layers.Layer):
     Call: ``layer(inputs, arc=None, training=False)`` -> [B, H, W, filters],
     where ``inputs`` is ``[out_0, ..., out_{layer_id-1}]`` (``[stem]`` for
     layer 0), all with the same resolution, and ``arc`` the whole int32
-    macro arc in search mode (ignored in fixed mode).
+    macro arc in search mode (ignored in fixed mode). ``arc_checked=True``
+    says the caller has already checked the whole arc (the child does, once
+    per call), so the layer does not check its choices again.
     """
 
     def __init__(self, layer_id, filters, num_branches=len(macro.OPS), op=None,
@@ -79,7 +82,7 @@ class MacroLayer(keras.layers.Layer):
                                                   name="skip_conv", dtype=self.dtype_policy)
             self.skip_conv.build((*out_shape[:-1], channels))
 
-    def call(self, inputs, arc=None, training=False):
+    def call(self, inputs, arc=None, training=False, arc_checked=False):
         x = inputs[-1]
         if not self.searching:
             out = self.ops[0](x, training=training)
@@ -87,23 +90,25 @@ class MacroLayer(keras.layers.Layer):
                 return out
             chosen = [y for y, bit in zip(inputs, self.skips) if bit]
             return self.skip_conv(tf.concat(chosen + [out], axis=-1), training=training)
-        choices = self._choices(arc)
-        out = tf.switch_case(choices[0], [
+        op_index, *skips = tf.unstack(self._choices(arc, arc_checked))
+        out = tf.switch_case(op_index, [
             lambda op=op: op(x, training=training) for op in self.ops])
         if self.layer_id == 0:
             return out
-        mask = tf.cast(choices[1:], out.dtype)
-        skipped = tf.add_n([mask[j] * y for j, y in enumerate(inputs)])
-        return self.skip_bn(out + skipped, training=training)
+        for bit, y in zip(skips, inputs):
+            out = tf.cond(bit > 0, lambda out=out, y=y: out + y, lambda out=out: out)
+        return self.skip_bn(out, training=training)
 
-    def _choices(self, arc):
-        """[op, skip_0, ..., skip_{i-1}] of this layer, checked."""
+    def _choices(self, arc, arc_checked):
+        """[op, skip_0, ..., skip_{i-1}] of this layer, checked unless ``arc_checked``."""
         i = self.layer_id
         positions = [self.space.op_position(i)] + [
             self.space.skip_position(i, j) for j in range(i)]
-        return candidate_ops.checked_choices(
-            tf.gather(tf.convert_to_tensor(arc, tf.int32), positions),
-            self.space.bounds[positions], f"macro layer {i}")
+        choices = tf.gather(tf.convert_to_tensor(arc, tf.int32), positions)
+        if arc_checked:
+            return choices
+        return candidate_ops.checked_choices(choices, self.space.bounds[positions],
+                                             f"macro layer {i}")
 
     def compute_output_shape(self, input_shapes):
         return (*input_shapes[-1][:-1], self.filters)

@@ -12,12 +12,13 @@ exists for every (node, input position) with one weight copy per input the
 node may read (``w[prev_cell]``), so an op's weights are specialised to
 where they read from; ``tf.switch_case`` picks the input and then runs only
 the chosen op, which slices out its chosen copy. Every BN uses batch
-statistics. The loose ends are found from the arc tensor: each of the B+2
-states is multiplied by 1 if no node reads it, else 0, and one ReLU-1x1
-conv-BN maps the concatenation of all of them to ``filters`` channels, so a
-masked-out state contributes nothing and its weight rows get zero gradient
-(the official code gathers the loose ends and their weight rows instead: the
-same function with a dynamic shape). A reduction cell reduces both inputs
+statistics. The loose ends are found from the arc tensor: one ReLU-1x1
+conv-BN maps the concatenation of all B+2 states to ``filters`` channels
+with the kernel rows of every state some node reads masked to zero, so a
+read state contributes nothing and its weight rows get zero gradient (the
+official code gathers the loose ends and their weight rows instead: the
+same function with a dynamic shape). Masking the kernel equals masking the
+states at a fraction of the work. A reduction cell reduces both inputs
 before its nodes (stride-1 ops); the official search reduced the previous
 cell's output twice and dropped the cell before it (issue #83), here the
 cell reads both previous cells as its fixed counterpart does.
@@ -61,7 +62,8 @@ class MicroCell(keras.layers.Layer):
     ``prev`` (halved in a reduction cell), C' = ``filters`` in search mode
     and ``len(loose_ends) * filters`` in fixed mode. ``arc`` is the whole
     int32 micro arc (search mode); ``drop_path_keep`` (scalar, fixed mode,
-    training only) enables drop-path.
+    training only) enables drop-path. ``arc_checked=True`` says the caller
+    has already checked the whole arc (the child does, once per call).
     """
 
     def __init__(self, filters, num_nodes=5, reduction=False, nodes=None, **kwargs):
@@ -153,11 +155,12 @@ class MicroCell(keras.layers.Layer):
         block.build(shape)
         return block
 
-    def call(self, inputs, arc=None, training=False, drop_path_keep=None):
+    def call(self, inputs, arc=None, training=False, drop_path_keep=None,
+             arc_checked=False):
         states = [x if block is None else block(x, training=training)
                   for block, x in zip(self.calibrate, inputs)]
         if self.searching:
-            return self._search(states, arc, training)
+            return self._search(states, arc, training, arc_checked)
         states[1] = self.base(states[1], training=training)
         for b, node in enumerate(self.nodes):
             summed = 0
@@ -171,26 +174,27 @@ class MicroCell(keras.layers.Layer):
                 for i, reduce in zip(self.loose_ends, self.combine)]
         return tf.concat(outs, axis=-1)
 
-    def _search(self, states, arc, training):
+    def _search(self, states, arc, training, arc_checked):
         positions = [self.space.position(self.reduction, b, field)
                      for b in range(self.num_nodes) for field in range(4)]
-        choices = candidate_ops.checked_choices(
-            tf.gather(tf.convert_to_tensor(arc, tf.int32), positions),
-            self.space.bounds[positions],
-            f"micro {'reduction' if self.reduction else 'normal'} cell")
+        choices = tf.gather(tf.convert_to_tensor(arc, tf.int32), positions)
+        if not arc_checked:
+            choices = candidate_ops.checked_choices(
+                choices, self.space.bounds[positions],
+                f"micro {'reduction' if self.reduction else 'normal'} cell")
+        unstacked = tf.unstack(choices)
         for b in range(self.num_nodes):
             summed = 0
             for p in range(2):
-                source, op = choices[4 * b + 2 * p], choices[4 * b + 2 * p + 1]
+                source, op = unstacked[4 * b + 2 * p], unstacked[4 * b + 2 * p + 1]
                 x = tf.switch_case(source, [lambda s=s: s for s in states])
                 summed += tf.switch_case(op, [
                     lambda o=o: o(x, training=training, slot=source)
                     for o in self.node_ops[2 * b + p]])
             states.append(summed)
         used = tf.reduce_max(tf.one_hot(choices[0::2], self.num_nodes + 2), axis=0)
-        loose = 1.0 - tf.cast(used, states[0].dtype)
-        masked = tf.concat([loose[i] * s for i, s in enumerate(states)], axis=-1)
-        return self.combine(masked, training=training)
+        return self.combine(tf.concat(states, axis=-1), training=training,
+                            input_mask=tf.repeat(1.0 - used, self.filters))
 
     def compute_output_shape(self, input_shapes):
         prev = input_shapes[1]

@@ -49,7 +49,11 @@ class _CifarChild(keras.Model):
             self.space.from_string(self.fixed_arc))
 
     def _checked_arc(self, arc):
-        """The arc tensor in search mode (checked whole), None in fixed mode."""
+        """The arc tensor in search mode (checked whole), None in fixed mode.
+
+        Checked once here, the layers are told so (``arc_checked``) and do not
+        check their choices again.
+        """
         if not self.searching:
             return None
         if arc is None:
@@ -124,7 +128,8 @@ class MacroChild(_CifarChild):
         outputs = []
         reductions = iter(self.reductions)
         for i, layer in enumerate(self.macro_layers):
-            outputs.append(layer(outputs or [stem], arc, training=training))
+            outputs.append(layer(outputs or [stem], arc, training=training,
+                                 arc_checked=True))
             if i in self.pool_layers:
                 outputs = [reduce(x, training=training)
                            for reduce, x in zip(next(reductions), outputs)]
@@ -257,7 +262,8 @@ class MicroChild(_CifarChild):
         x = self.stem(images, training=training)
         states, aux_logits = [x, x], None
         for c, cell in enumerate(self.cells):
-            x = cell(states, arc, training=training, drop_path_keep=self.drop_path_keep(c))
+            x = cell(states, arc, training=training, drop_path_keep=self.drop_path_keep(c),
+                     arc_checked=True)
             states = [states[1], x]
             if c == self.aux_index and training:
                 aux_logits = self.aux_head(x, training=training)
