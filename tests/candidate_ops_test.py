@@ -71,6 +71,26 @@ class CandidateOpsTest:
         # TF's SAME padding puts the odd pad row/column at the bottom/right.
         assert candidate_ops.pool(x, "max", 2).numpy().ravel().tolist() == [10, 11, 14, 15]
 
+    @pytest.mark.parametrize("strides", [1, 2])
+    def test_max_pool_gradient_is_tfs_also_inside_a_switch_case(self, strides):
+        x = tf.nn.relu(images(7))  # many tied zeros
+        dy = images(8, (B, H // strides, H // strides, C))
+
+        @tf.function
+        def grads(branch):
+            with tf.GradientTape(persistent=True) as tape:
+                tape.watch(x)
+                ours = tf.switch_case(branch, [
+                    lambda: candidate_ops.pool(x, "max", strides),
+                    lambda: candidate_ops.pool(x, "avg", strides)])
+                want = tf.nn.max_pool2d(x, 3, strides, "SAME")
+            return ours, tape.gradient(ours, x, dy), want, tape.gradient(want, x, dy)
+
+        ours, ours_grad, want, want_grad = grads(tf.constant(0))
+        np.testing.assert_array_equal(ours, want)
+        np.testing.assert_allclose(ours_grad, want_grad, atol=1e-6)
+        assert np.any(ours_grad.numpy() != 0)
+
     def test_slot_copy_equals_a_lone_op_with_those_weights(self):
         x = images(2)
         stacked = candidate_ops.SepConvStack(C, 3, slots=3, batch_stats_only=True)

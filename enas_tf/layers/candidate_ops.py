@@ -61,8 +61,28 @@ def checked_choices(values, bounds, what):
 
 def pool(x, pool_type, strides=1):
     """3x3 average or max pooling, SAME padding (averages exclude the padding)."""
-    fn = {"avg": tf.nn.avg_pool2d, "max": tf.nn.max_pool2d}[pool_type]
+    fn = {"avg": tf.nn.avg_pool2d, "max": _max_pool}[pool_type]
     return fn(x, 3, strides, "SAME")
+
+
+def _max_pool(x, ksize, strides, padding):
+    """``tf.nn.max_pool2d`` whose gradient recomputes the pooling next to it.
+
+    The oneDNN max-pool gradient needs its forward op in the same graph;
+    inside a ``tf.switch_case`` branch the forward op sits in another branch
+    function, and the fallback kernel was ~15x slower (a tenth of a macro
+    search step). Recomputing the forward pass is cheap; the gradient is the
+    same (the first maximum of each window).
+    """
+    @tf.custom_gradient
+    def max_pool(x):
+        def grad(dy):
+            y = tf.nn.max_pool2d(x, ksize, strides, padding)
+            return tf.raw_ops.MaxPoolGrad(orig_input=x, orig_output=y, grad=dy,
+                                          ksize=[1, ksize, ksize, 1],
+                                          strides=[1, strides, strides, 1], padding=padding)
+        return tf.nn.max_pool2d(x, ksize, strides, padding), grad
+    return max_pool(x)
 
 
 def _same_conv_shape(input_shape, filters, strides):
