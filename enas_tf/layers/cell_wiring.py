@@ -5,8 +5,9 @@ The forward step is the paper's highway node, repeated for every node::
     [cand, gate] = h_j W,  g = sigmoid(gate),  s = h_j + g * (f(cand) - h_j)
 
 Choices (previous node, activation) are Python ints for a fixed arc and
-scalar int32 tensors in search mode, where ``tf.switch_case`` picks the
-previous node's tensor (no copy) and runs only the chosen activation.
+scalar int32 tensors in search mode, where a gather picks the previous
+node's tensor and ``tf.switch_case`` runs only the chosen activation (which
+also returns its slope, for the backward pass).
 
 ``unroll`` runs a static number of time steps with a hand-written backward
 pass. Autodiff would form each edge's weight gradient as T small
@@ -21,40 +22,47 @@ import tensorflow as tf
 
 from enas_tf.search_space import rnn
 
-_ACTIVATION_FNS = {"tanh": tf.tanh, "relu": tf.nn.relu,
-                   "identity": tf.identity, "sigmoid": tf.sigmoid}
-# d f / d cand, written in terms of the activation's output v = f(cand).
-_ACTIVATION_GRADS = {"tanh": lambda v: 1.0 - tf.square(v),
-                     "relu": lambda v: tf.cast(v > 0, v.dtype),
-                     "identity": tf.ones_like,
-                     "sigmoid": lambda v: v * (1.0 - v)}
-ACTIVATION_FNS = tuple(_ACTIVATION_FNS[name] for name in rnn.ACTIVATIONS)
-ACTIVATION_GRADS = tuple(_ACTIVATION_GRADS[name] for name in rnn.ACTIVATIONS)
+# Each activation with its derivative, written in terms of its output v,
+# so the forward pass hands the backward pass f' without a second dispatch.
+_ACTIVATIONS = {
+    "tanh": lambda x: _with_slope(tf.tanh(x), lambda v: 1.0 - tf.square(v)),
+    "relu": lambda x: _with_slope(tf.nn.relu(x), lambda v: tf.cast(v > 0, v.dtype)),
+    "identity": lambda x: (x, tf.ones_like(x)),
+    "sigmoid": lambda x: _with_slope(tf.sigmoid(x), lambda v: v * (1.0 - v)),
+}
+ACTIVATIONS = tuple(_ACTIVATIONS[name] for name in rnn.ACTIVATIONS)
 
 
-def _dispatch(choice, fns, value):
-    """``fns[choice](value)``; runs only the chosen function for a tensor choice."""
+def _with_slope(value, slope):
+    return value, slope(value)
+
+
+def _activate(choice, x):
+    """(f(x), f'(x)) of the chosen activation; only the chosen one runs."""
     if isinstance(choice, int):
-        return fns[choice](value)
-    return tf.switch_case(choice, [lambda fn=fn: fn(value) for fn in fns])
+        return ACTIVATIONS[choice](x)
+    return tf.switch_case(choice, [lambda fn=fn: fn(x) for fn in ACTIVATIONS])
 
 
 def _select(choice, tensors):
-    """``tensors[choice]`` for an int or a scalar tensor choice."""
+    """``tensors[choice]`` for an int or a scalar tensor choice.
+
+    A gather from the stacked candidates rather than a ``switch_case``:
+    each ``switch_case`` traces a graph function per branch, and at 12
+    nodes x 35 steps those dominated the trace time.
+    """
     if isinstance(choice, int):
         return tensors[choice]
-    return tf.switch_case(choice, [lambda t=t: tf.identity(t) for t in tensors])
+    return tf.gather(tf.stack(tensors), choice)
 
 
-def _add_at(choice, tensors, value):
-    """``tensors`` with ``value`` added to ``tensors[choice]``."""
-    def added(i):
-        out = list(tensors)
-        out[i] = out[i] + value
-        return out
-    if isinstance(choice, int):
-        return added(choice)
-    return list(tf.switch_case(choice, [lambda i=i: added(i) for i in range(len(tensors))]))
+def _sum_where(choices, target, tensors):
+    """The sum of ``tensors[k]`` over the k with ``choices[k] == target``."""
+    if all(isinstance(c, int) for c in choices):
+        picked = [t for c, t in zip(choices, tensors) if c == target]
+        return tf.add_n(picked) if picked else None
+    weights = tf.cast(tf.equal(tf.stack(choices), target), tensors[0].dtype)
+    return tf.tensordot(weights, tf.stack(tensors), axes=1)
 
 
 class Wiring:
@@ -87,7 +95,8 @@ class Wiring:
         """One time step; returns the cell output (the next state).
 
         ``edge_weights``: the [H, 2H] weight of each node >= 1. If ``trace``
-        is a list, each node's (input, gate, activation value) is appended.
+        is a list, each node's (input, gate, activation value, activation
+        slope) is appended.
         """
         nodes = []
         for node in range(self.num_nodes):
@@ -98,10 +107,10 @@ class Wiring:
                 preactivation = tf.matmul(h_in, edge_weights[node - 1])
             candidate, gate = tf.split(preactivation, 2, axis=-1)
             gate = tf.sigmoid(gate)
-            value = _dispatch(self.acts[node], ACTIVATION_FNS, candidate)
+            value, slope = _activate(self.acts[node], candidate)
             nodes.append(h_in + gate * (value - h_in))
             if trace is not None:
-                trace.append((h_in, gate, value))
+                trace.append((h_in, gate, value, slope))
         return self._output(nodes)
 
     def unroll(self, x_proj, state, w_state, edge_weights, state_mask=None):
@@ -127,8 +136,10 @@ class Wiring:
 
             def grad(d_outputs, d_final):
                 # An output the loss does not use may come back as None.
-                d_outputs = tf.zeros_like(x_proj[..., :h.shape[-1]]) if d_outputs is None else d_outputs
-                d_final = tf.zeros_like(h) if d_final is None else d_final
+                if d_outputs is None:
+                    d_outputs = tf.zeros_like(x_proj[..., :h.shape[-1]])
+                if d_final is None:
+                    d_final = tf.zeros_like(h)
                 return self._backward(d_outputs, d_final, traces, masked_states,
                                       w_state, edges, state_mask)
 
@@ -145,11 +156,15 @@ class Wiring:
         d_x, d_pre = [], [[] for _ in range(num)]
         for t in reversed(range(len(traces))):
             d_out = d_outputs[:, t] + d_h
-            d_nodes = [d_out * self._loose_weight(node, dtype) for node in range(num)]
+            # Gradients flowing into the inputs of the nodes after each node.
+            d_inputs = []
             for node in reversed(range(num)):
-                h_in, gate, value = traces[t][node]
-                d_s = d_nodes[node]
-                d_candidate = d_s * gate * _dispatch(self.acts[node], ACTIVATION_GRADS, value)
+                h_in, gate, value, slope = traces[t][node]
+                d_s = d_out * self._loose_weight(node, dtype)
+                readers = _sum_where(self.prevs[node:], node, d_inputs[::-1])
+                if readers is not None:
+                    d_s += readers
+                d_candidate = d_s * gate * slope
                 d_gate = d_s * (value - h_in) * gate * (1.0 - gate)
                 d_preactivation = tf.concat([d_candidate, d_gate], axis=-1)
                 d_pre[node].append(d_preactivation)
@@ -161,9 +176,8 @@ class Wiring:
                     d_h = d_carry + d_h_masked
                     d_x.append(d_preactivation)
                 else:
-                    d_h_in = d_carry + tf.matmul(d_preactivation, edges[node - 1],
-                                                 transpose_b=True)
-                    d_nodes = _add_at(self.prevs[node - 1], d_nodes, d_h_in)
+                    d_inputs.append(d_carry + tf.matmul(d_preactivation, edges[node - 1],
+                                                        transpose_b=True))
         # Weight gradients: one product over all time steps per matrix
         # (d_pre lists run backwards in time).
         def weight_grad(inputs, d_preactivations):
