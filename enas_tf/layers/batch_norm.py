@@ -13,8 +13,10 @@ picked by a tensor index at call time (the micro search keeps one copy of an
 op's weights per input the op may read).
 
 Under a mixed policy x comes in the compute dtype (bfloat16) and so does y,
-while scale, offset and the statistics stay float32 (the fused kernel's
-own mixed form), so the moving averages accumulate in float32.
+but the normalization runs in float32, as Keras' own batch norm does: the
+oneDNN kernels for a bfloat16 x were slower than the float32 ones plus two
+casts (its backward ~4x at the macro search's size). Scale, offset and the
+statistics are float32 variables either way.
 """
 
 import keras
@@ -81,6 +83,12 @@ class FusedBatchNorm(keras.layers.Layer):
             raise ValueError(f"slot must be given exactly when slots is set. "
                              f"Received: slot={slot!r} with slots={self.slots}")
         gamma, beta = pick(self.gamma, slot), pick(self.beta, slot)
+        if x.dtype != tf.float32:
+            return tf.cast(self._normalize(tf.cast(x, tf.float32), gamma, beta, training),
+                           x.dtype)
+        return self._normalize(x, gamma, beta, training)
+
+    def _normalize(self, x, gamma, beta, training):
         if self.batch_stats_only or training:
             y, mean, variance = normalize(x, gamma, beta, self.epsilon)
             if not self.batch_stats_only:
