@@ -44,13 +44,14 @@ def make_inputs(seed=0):
 
 class EnasRnnCellTest:
 
-    def test_search_mode_matches_the_equations_for_random_arcs(self):
+    @pytest.mark.parametrize("training", [False, True])
+    def test_search_mode_matches_the_equations_for_random_arcs(self, training):
         layer = enas_rnn_cell.EnasRnnCell(N, H, init_range=0.5)
         x, h = make_inputs()
         rng = np.random.default_rng(0)
         for _ in range(5):
             arc = rnn.RnnSpace(N).random_arc(rng)
-            out, state = layer(x, h, tf.constant(arc))
+            out, state = layer(x, h, tf.constant(arc), training=training)
             want_out, want_state = numpy_cell(layer, arc, x, h)
             np.testing.assert_allclose(out.numpy(), want_out, rtol=1e-4, atol=1e-5)
             np.testing.assert_allclose(state.numpy(), want_state, rtol=1e-4, atol=1e-5)
@@ -81,7 +82,7 @@ class EnasRnnCellTest:
         x, h = make_inputs(3)
         arc = np.array([0, 0, 1, 0, 2, 2, 3], np.int32)
         with tf.GradientTape() as tape:
-            out, _ = layer(x, h, tf.constant(arc))
+            out, _ = layer(x, h, tf.constant(arc), training=True)
             loss = tf.reduce_sum(out ** 2)
         grad = tf.convert_to_tensor(tape.gradient(loss, layer.w_edges))
         norms = tf.reduce_sum(tf.abs(grad), axis=[1, 2]).numpy()

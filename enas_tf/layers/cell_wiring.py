@@ -22,26 +22,29 @@ import tensorflow as tf
 
 from enas_tf.search_space import rnn
 
-# Each activation with its derivative, written in terms of its output v,
-# so the forward pass hands the backward pass f' without a second dispatch.
+# Each activation with its derivative written in terms of its output v, so
+# a training forward pass hands the backward pass f' without a second dispatch.
 _ACTIVATIONS = {
-    "tanh": lambda x: _with_slope(tf.tanh(x), lambda v: 1.0 - tf.square(v)),
-    "relu": lambda x: _with_slope(tf.nn.relu(x), lambda v: tf.cast(v > 0, v.dtype)),
-    "identity": lambda x: (x, tf.ones_like(x)),
-    "sigmoid": lambda x: _with_slope(tf.sigmoid(x), lambda v: v * (1.0 - v)),
+    "tanh": (tf.tanh, lambda v: 1.0 - tf.square(v)),
+    "relu": (tf.nn.relu, lambda v: tf.cast(v > 0, v.dtype)),
+    "identity": (tf.identity, tf.ones_like),
+    "sigmoid": (tf.sigmoid, lambda v: v * (1.0 - v)),
 }
 ACTIVATIONS = tuple(_ACTIVATIONS[name] for name in rnn.ACTIVATIONS)
 
 
-def _with_slope(value, slope):
-    return value, slope(value)
+def _apply(activation, x, with_slope):
+    fn, slope = activation
+    value = fn(x)
+    return (value, slope(value)) if with_slope else value
 
 
-def _activate(choice, x):
-    """(f(x), f'(x)) of the chosen activation; only the chosen one runs."""
+def _activate(choice, x, with_slope):
+    """f(x), or (f(x), f'(x)), of the chosen activation; only the chosen one runs."""
     if isinstance(choice, int):
-        return ACTIVATIONS[choice](x)
-    return tf.switch_case(choice, [lambda fn=fn: fn(x) for fn in ACTIVATIONS])
+        return _apply(ACTIVATIONS[choice], x, with_slope)
+    return tf.switch_case(choice, [lambda a=a: _apply(a, x, with_slope)
+                                   for a in ACTIVATIONS])
 
 
 def _select(choice, tensors):
@@ -107,10 +110,12 @@ class Wiring:
                 preactivation = tf.matmul(h_in, edge_weights[node - 1])
             candidate, gate = tf.split(preactivation, 2, axis=-1)
             gate = tf.sigmoid(gate)
-            value, slope = _activate(self.acts[node], candidate)
-            nodes.append(h_in + gate * (value - h_in))
-            if trace is not None:
+            if trace is None:
+                value = _activate(self.acts[node], candidate, with_slope=False)
+            else:
+                value, slope = _activate(self.acts[node], candidate, with_slope=True)
                 trace.append((h_in, gate, value, slope))
+            nodes.append(h_in + gate * (value - h_in))
         return self._output(nodes)
 
     def unroll(self, x_proj, state, w_state, edge_weights, state_mask=None):

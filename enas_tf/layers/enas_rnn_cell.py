@@ -46,12 +46,14 @@ def edge_index(node, prev):
 class EnasRnnCell(keras.layers.Layer):
     """Runs an ENAS cell over a whole sequence.
 
-    Call: ``cell(inputs [B, T, E], state [B, H], arc, state_mask=None)`` ->
-    ``(outputs [B, T, H], final_state [B, H])``. ``arc`` is an int32 tensor
-    in search mode and ignored (may be None) in fixed mode. ``state_mask``
-    is the variational dropout mask applied to h_{t-1} at every step. With
-    a static T the time loop is unrolled; with an unknown T (serving) it is
-    a ``tf.while_loop`` over the same step.
+    Call: ``cell(inputs [B, T, E], state [B, H], arc, state_mask=None,
+    training=False)`` -> ``(outputs [B, T, H], final_state [B, H])``.
+    ``arc`` is an int32 tensor in search mode and ignored (may be None) in
+    fixed mode. ``state_mask`` is the variational dropout mask applied to
+    h_{t-1} at every step. With a static T the time loop is unrolled (when
+    training, with the hand-written backward of ``Wiring.unroll``, whose
+    forward also keeps what that backward needs); with an unknown T
+    (serving) it is a ``tf.while_loop`` over the same step.
     """
 
     def __init__(self, num_nodes, hidden_size, fixed_arc=None,
@@ -84,7 +86,7 @@ class EnasRnnCell(keras.layers.Layer):
             shape=(self.num_edges, self.hidden_size, two_h), initializer=init,
             name="w_edges", autocast=False)  # cast after the gather: see call()
 
-    def call(self, inputs, state, arc=None, state_mask=None):
+    def call(self, inputs, state, arc=None, state_mask=None, training=False):
         prevs, acts = self._choices(arc)
         if self.fixed_cell is None:
             loose = self._loose_end_weights(tf.stack(prevs))
@@ -99,7 +101,7 @@ class EnasRnnCell(keras.layers.Layer):
         # Node 0's input projection for all steps in one matmul.
         x_proj = matmul_over_time(inputs, self.w_input)
         w_state = tf.convert_to_tensor(self.w_state)
-        if inputs.shape[1] is not None:
+        if training and inputs.shape[1] is not None:
             return wiring.unroll(x_proj, state, w_state, edge_weights, state_mask)
         edges = tf.unstack(edge_weights, num=self.num_nodes - 1)
 
@@ -107,6 +109,12 @@ class EnasRnnCell(keras.layers.Layer):
             h_in = h if state_mask is None else h * state_mask
             return wiring.step(x_t + tf.matmul(h_in, w_state), h, edges)
 
+        if inputs.shape[1] is not None:
+            outputs = []
+            for t in range(inputs.shape[1]):
+                state = step(x_proj[:, t], state)
+                outputs.append(state)
+            return tf.stack(outputs, axis=1), state
         return _while_over_time(step, x_proj, state)
 
     def _choices(self, arc):

@@ -84,7 +84,8 @@ class PtbChild(keras.Model):
         if keep.state < 1.0:
             state_mask = dropout.keep_mask([batch, self.hidden_size], keep.state, seeds[2],
                                            dtype)
-        outputs, state = self.cell(embedded, state, arc, state_mask=state_mask)
+        outputs, state = self.cell(embedded, state, arc, state_mask=state_mask,
+                                   training=training)
         dropped = outputs * dropout.keep_mask(
             [batch, 1, self.hidden_size], keep.outputs, seeds[3], dtype)
         # In the compute dtype; the task's softmax and loss cast the logits to float32.
