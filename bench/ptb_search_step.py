@@ -5,7 +5,11 @@ fetched: the shared-weight step (a fresh controller-sampled arc each time)
 and the controller step (sample an arc, reward it on a validation batch,
 accumulate its policy gradient; the Adam update every
 ``controller_num_aggregate`` arcs is timed separately). FLOPs are counted
-from the shapes (matmuls only; backward = 2x forward).
+from the shapes (matmuls only; backward = 2x forward). The matmul
+ceilings (2048 square, and the cell's own 64x1000 @ 1000x2000) are
+measured in the same run, in the child's compute dtype, and each step's
+rate is given as a fraction of them, beside its speed-up over the PyTorch
+port's published-size CPU timings (4.45 s and 1.35 s per step).
 
     python bench/ptb_search_step.py --data_path=../shared/data/ptb
     python bench/ptb_search_step.py --data_path=testdata/ptb --hidden_size=64 --steps=5
@@ -20,6 +24,7 @@ from absl import app
 from absl import flags
 
 import harness
+import machine_limit
 from enas_tf.cli import common
 from enas_tf.controller import rnn_controller
 from enas_tf.data import ptb
@@ -31,6 +36,9 @@ flags.DEFINE_integer("num_nodes", 12, "Cell nodes.")
 flags.DEFINE_integer("bptt", 35, "BPTT length.")
 flags.DEFINE_integer("steps", 20, "Timed steps of each kind (after 3 warm-up).")
 FLAGS = flags.FLAGS
+
+# Seconds per step of the PyTorch ENAS port at this size on this CPU.
+PORT_SECONDS = {"child_step": 4.45, "controller_step": 1.35}
 
 
 def step_flops(batch, bptt, hidden, nodes, vocab):
@@ -89,16 +97,34 @@ def main(argv):
         "traces": dict(task.traces(), sample_arc=sample.experimental_get_tracing_count(),
                        controller_score=score.experimental_get_tracing_count()),
     }
+    dtype = tf.bfloat16 if FLAGS.child_precision == "mixed_bfloat16" else tf.float32
+    ceilings = {name: machine_limit.time_case(*machine_limit.matmul_case(*shape, dtype))
+                ["gflops_per_second"]["median"]
+                for name, shape in (("square_2048", (2048, 2048, 2048)),
+                                    ("cell_node", (FLAGS.batch_size, FLAGS.hidden_size,
+                                                   2 * FLAGS.hidden_size)))}
+    results["matmul_ceilings_gflops_per_second"] = ceilings
+    results["peak_rss_mb"] = harness.peak_rss_mb()
     rows = []
     for name, gflop in (("child_step", results["child_step_gflop"]),
                         ("controller_step", results["controller_step_gflop"]),
                         ("controller_update", 0.0)):
         s = results[f"{name}_seconds"]
-        rate = gflop / s["median"] if gflop else float("nan")
-        rows.append((name, s["median"], s["min"], s["max"], gflop, rate))
-    harness.print_table([("step", 22, ""), ("median s", 10, ".3f"), ("min s", 10, ".3f"),
-                         ("max s", 10, ".3f"), ("GFLOP", 9, ".1f"), ("GFLOP/s", 9, ".1f")],
-                        rows)
+        rate = gflop / s["median"] if gflop else None
+        port = PORT_SECONDS[name] / s["median"] if name in PORT_SECONDS else None
+        results[f"{name}_speedup_over_port"] = port
+        results[f"{name}_fraction_of_ceiling"] = (
+            {k: rate / c for k, c in ceilings.items()} if rate else None)
+        rows.append((name, s["median"], s["min"], s["max"], gflop or None, rate,
+                     rate and rate / ceilings["square_2048"],
+                     rate and rate / ceilings["cell_node"], port))
+    harness.print_table([("step", 20, ""), ("median s", 10, ".3f"), ("min s", 9, ".3f"),
+                         ("max s", 9, ".3f"), ("GFLOP", 8, ".1f"), ("GFLOP/s", 9, ".1f"),
+                         ("/2048 ceil", 11, ".2f"), ("/node ceil", 11, ".2f"),
+                         ("x port", 8, ".2f")], rows)
+    print(f"matmul ceilings ({dtype.name}, GFLOP/s): "
+          + ", ".join(f"{k} {v:.1f}" for k, v in ceilings.items()))
+    print(f"peak RSS: {results['peak_rss_mb']:.0f} MB")
     print("traces:", results["traces"])
     harness.finish(results)
 
