@@ -130,7 +130,7 @@ class TrainingTest:
         statistics = [v for v in task.model.non_trainable_variables if "moving" in v.path]
         before = [v.numpy().copy() for v in statistics]
         losses = []
-        for _ in range(8):
+        for _ in range(12):
             loss, _, _, finite = task._train_step(images, labels, arc)
             assert loss.dtype == tf.float32 and bool(finite)
             losses.append(float(loss))
