@@ -59,11 +59,8 @@ class Reinforce(tf.Module):
         with tf.GradientTape() as tape:
             sample = self.controller.sample(seed)
             with tape.stop_recording():
-                reward_metric, metric = tf.nest.map_structure(
-                    tf.stop_gradient, reward_fn(sample.arc))
-                reward = self.reward(reward_metric, sample.entropy)
-                baseline = self._baseline_for(reward)
-                advantage = reward - baseline
+                reward, metric, baseline, advantage = self._judge(
+                    sample, reward_fn, self._baseline_for)
             loss = self._loss(sample, advantage)
         grads = tape.gradient(loss, self.variables_to_train)
         finite = tf.math.is_finite(loss)
@@ -86,12 +83,9 @@ class Reinforce(tf.Module):
         with tf.GradientTape() as tape:
             sample = self.controller.sample_batch(seeds)
             with tape.stop_recording():
-                reward_metric, metric = tf.nest.map_structure(
-                    tf.stop_gradient, rewards_fn(sample.arc))
-                reward = self.reward(reward_metric, sample.entropy)
-                baseline = tf.stack([self._baseline_for(r)
-                                     for r in tf.unstack(reward, num=seeds.shape[0])])
-                advantage = reward - baseline
+                reward, metric, baseline, advantage = self._judge(
+                    sample, rewards_fn, lambda rewards: tf.stack(
+                        [self._baseline_for(r) for r in tf.unstack(rewards, num=seeds.shape[0])]))
             loss = self._loss(sample, advantage)
             finite = tf.math.is_finite(loss)
             # A zero advantage keeps a dropped arc's NaN out of the sum's gradient.
@@ -106,6 +100,13 @@ class Reinforce(tf.Module):
         return {"arc": sample.arc, "metric": metric, "reward": reward,
                 "baseline": baseline, "advantage": advantage, "loss": loss,
                 "entropy": sample.entropy, "log_prob": sample.log_prob}
+
+    def _judge(self, sample, reward_fn, baseline_fn):
+        """(reward, metric, baseline, advantage) of the sampled arc(s)."""
+        reward_metric, metric = tf.nest.map_structure(tf.stop_gradient, reward_fn(sample.arc))
+        reward = self.reward(reward_metric, sample.entropy)
+        baseline = baseline_fn(reward)
+        return reward, metric, baseline, reward - baseline
 
     def _baseline_for(self, reward):
         """The baseline before ``reward``, updated by it if it is finite."""
