@@ -21,7 +21,6 @@ the peak memory is the process's max RSS.
 
 import tempfile
 
-import tensorflow as tf
 from absl import app
 from absl import flags
 

@@ -186,6 +186,29 @@ def effective_flags(modules):
             for flag in by_module.get(module.__name__, [])}
 
 
+def run_search(task, rng, controller, reinforce, model_name, space_name, modules,
+               write_task_files=None):
+    """Both binaries' shared end: the loop, its files, the run, the printed results.
+
+    ``write_task_files`` writes the task's own run files (PTB: vocab.txt)
+    once a checkpoint of another model has been refused.
+    """
+    loop = search.SearchLoop(
+        task, loop_config(model_name), FLAGS.output_dir, rng,
+        controller=controller, reinforce=reinforce,
+        run_metadata={"space": space_name, "flags": effective_flags(modules)})
+    loop.restore()  # a checkpoint of another model fails before anything is written
+    write_flags_file(FLAGS.output_dir, modules)
+    if write_task_files:
+        write_task_files()
+    summary = loop.run()
+    valid, test = f"valid_{task.metric_name}", f"test_{task.metric_name}"
+    logging.info("Done: best arc %s; %s %s; %s %s", summary.get("best_arc"),
+                 valid, summary.get(valid), test, summary.get(test))
+    print_results(summary, ("best_reward", valid, test, "num_params", "export_path"))
+    return summary
+
+
 def loop_config(default_model_name):
     try:
         return _loop_config(default_model_name)

@@ -13,7 +13,6 @@ this command line.
 """
 
 import os
-import sys
 
 import tensorflow as tf
 from absl import app
@@ -92,9 +91,11 @@ def _requested_arc(output_dir, space, run_arc):
         if FLAGS.supernet:
             raise common.UsageError(f"--output_dir={output_dir} is a fixed-arc run: "
                                     "--supernet needs a search run's shared weights")
-        if arc_text is not None and space.to_string(space.from_string(arc_text)) != run_arc:
+        if arc_text is not None and (space.to_string(space.from_string(arc_text))
+                                     != space.to_string(run_arc)):
             raise common.UsageError(f"--output_dir={output_dir} trained only the arc "
-                                    f"'{run_arc}'; its checkpoint cannot export another")
+                                    f"'{space.to_string(run_arc)}'; its checkpoint cannot "
+                                    "export another")
         return None
     if FLAGS.supernet:
         return None
@@ -109,32 +110,34 @@ def _requested_arc(output_dir, space, run_arc):
     return space.from_string(arc_text)
 
 
-def _ptb_task(output_dir, run_arc):
+def _ptb_run(output_dir, fixed):
+    """(space, task builder, space name, default model name, binary) of a PTB run."""
+    del fixed  # the PTB config is the same for searches and fixed runs
     config = search_ptb.config_from_flags()
-    space = rnn.RnnSpace(config.num_nodes)
-    run_arc = None if run_arc is None else space.from_string(run_arc)
-    arc = _requested_arc(output_dir, space,
-                         None if run_arc is None else space.to_string(run_arc))
-    data = ptb.load_ptb(FLAGS.data_path)
-    vocab_path = os.path.join(output_dir, "vocab.txt")
-    if os.path.isfile(vocab_path) and ptb.Vocabulary.load(vocab_path).words != data.vocab.words:
-        raise common.UsageError(f"--data_path={FLAGS.data_path} gives another vocabulary "
-                                f"than the run's {vocab_path}")
-    rng = tf.random.Generator.from_seed(FLAGS.seed)
-    task = ptb_task.PtbTask(config, data, rng, fixed_arc=run_arc)
-    return task, arc, "ptb", "enas_ptb", search_ptb
+
+    def build(run_arc, rng):
+        data = ptb.load_ptb(FLAGS.data_path)
+        vocab_path = os.path.join(output_dir, "vocab.txt")
+        if (os.path.isfile(vocab_path)
+                and ptb.Vocabulary.load(vocab_path).words != data.vocab.words):
+            raise common.UsageError(f"--data_path={FLAGS.data_path} gives another "
+                                    f"vocabulary than the run's {vocab_path}")
+        return ptb_task.PtbTask(config, data, rng, fixed_arc=run_arc)
+
+    return rnn.RnnSpace(config.num_nodes), build, "ptb", "enas_ptb", search_ptb
 
 
-def _cifar_task(output_dir, run_arc):
-    config = search_cifar.config_from_flags(fixed=run_arc is not None)
-    space = cifar_task.build_space(config)
-    run_arc = None if run_arc is None else space.from_string(run_arc)
-    arc = _requested_arc(output_dir, space,
-                         None if run_arc is None else space.to_string(run_arc))
-    data = search_cifar.load_data(config.num_valid)
-    rng = tf.random.Generator.from_seed(FLAGS.seed)
-    task = cifar_task.CifarTask(config, data, rng, fixed_arc=run_arc)
-    return task, arc, config.space, f"enas_cifar10_{config.space}", search_cifar
+def _cifar_run(output_dir, fixed):
+    """(space, task builder, space name, default model name, binary) of a CIFAR run."""
+    del output_dir  # the data path alone gives the CIFAR data
+    config = search_cifar.config_from_flags(fixed=fixed)
+
+    def build(run_arc, rng):
+        data = search_cifar.load_data(config.num_valid)
+        return cifar_task.CifarTask(config, data, rng, fixed_arc=run_arc)
+
+    return (cifar_task.build_space(config), build, config.space,
+            f"enas_cifar10_{config.space}", search_cifar)
 
 
 def _restore(task, checkpoint):
@@ -154,10 +157,12 @@ def export_child():
     name_given = FLAGS["model_name"].present
     checkpoint = _check_run_dir(output_dir)
     run_arc = _load_run_flags(output_dir)
-    if FLAGS.search_for in ("macro", "micro"):
-        task, arc, space_name, default_name, run_module = _cifar_task(output_dir, run_arc)
-    else:
-        task, arc, space_name, default_name, run_module = _ptb_task(output_dir, run_arc)
+    describe_run = _cifar_run if FLAGS.search_for in ("macro", "micro") else _ptb_run
+    space, build_task, space_name, default_name, run_module = describe_run(
+        output_dir, fixed=run_arc is not None)
+    run_arc = None if run_arc is None else space.from_string(run_arc)
+    arc = _requested_arc(output_dir, space, run_arc)
+    task = build_task(run_arc, tf.random.Generator.from_seed(FLAGS.seed))
     _restore(task, checkpoint)
     model_name = FLAGS.model_name or default_name
     if FLAGS.supernet and not name_given:

@@ -20,7 +20,6 @@ from enas_tf.search_space import macro
 from enas_tf.search_space import micro
 from enas_tf.training import cifar_task
 from enas_tf.training import run_dir
-from enas_tf.training import search
 
 FLAGS = flags.FLAGS
 
@@ -218,18 +217,8 @@ def search_cifar():
     controller = reinforce = None
     if fixed_arc is None:
         controller, reinforce = build_controller(config)
-    loop = search.SearchLoop(
-        task, common.loop_config(f"enas_cifar10_{config.space}"), FLAGS.output_dir, rng,
-        controller=controller, reinforce=reinforce,
-        run_metadata={"space": config.space, "flags": common.effective_flags(modules)})
-    loop.restore()  # a checkpoint of another model fails before anything is written
-    common.write_flags_file(FLAGS.output_dir, modules)
-    summary = loop.run()
-    logging.info("Done: best arc %s; valid acc %s; test acc %s", summary.get("best_arc"),
-                 summary.get("valid_acc"), summary.get("test_acc"))
-    common.print_results(summary, ("best_reward", "valid_acc", "test_acc", "num_params",
-                                   "export_path"))
-    return summary
+    return common.run_search(task, rng, controller, reinforce,
+                             f"enas_cifar10_{config.space}", config.space, modules)
 
 
 def main(argv):

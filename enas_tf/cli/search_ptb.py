@@ -9,7 +9,6 @@ import sys
 
 from absl import app
 from absl import flags
-from absl import logging
 
 from enas_tf.cli import common
 from enas_tf.controller import rnn_controller
@@ -18,7 +17,6 @@ from enas_tf.models import ptb_child
 from enas_tf.search_space import rnn
 from enas_tf.training import ptb_task
 from enas_tf.training import run_dir
-from enas_tf.training import search
 
 FLAGS = flags.FLAGS
 
@@ -107,19 +105,9 @@ def search_ptb():
             tanh_constant=FLAGS.controller_tanh_constant,
             temperature=FLAGS.controller_temperature)
         reinforce = common.build_reinforce(controller)
-    loop = search.SearchLoop(
-        task, common.loop_config("enas_ptb"), FLAGS.output_dir, rng,
-        controller=controller, reinforce=reinforce,
-        run_metadata={"space": "ptb", "flags": common.effective_flags(modules)})
-    loop.restore()  # a checkpoint of another model fails before anything is written
-    common.write_flags_file(FLAGS.output_dir, modules)
-    data.vocab.save(f"{FLAGS.output_dir}/vocab.txt")
-    summary = loop.run()
-    logging.info("Done: best arc %s; valid ppl %s; test ppl %s", summary.get("best_arc"),
-                 summary.get("valid_ppl"), summary.get("test_ppl"))
-    common.print_results(summary, ("best_reward", "valid_ppl", "test_ppl", "num_params",
-                                   "export_path"))
-    return summary
+    return common.run_search(
+        task, rng, controller, reinforce, "enas_ptb", "ptb", modules,
+        write_task_files=lambda: data.vocab.save(f"{FLAGS.output_dir}/vocab.txt"))
 
 
 def main(argv):

@@ -16,8 +16,6 @@ branch. Their K rewards run as an in-graph loop of the one-arc reward
 
 import tensorflow as tf
 
-from enas_tf.training import ptb_task
-
 
 def stack_batches(batches):
     """K batches (tuples of tensors of equal shapes) -> one tuple of [K, ...] tensors."""
@@ -29,7 +27,7 @@ def rewards(task, arcs, batches):
     def one(args):
         return task.reward(*args)
 
-    if isinstance(task, ptb_task.PtbTask):
+    if task.reward_vectorizes:
         return tf.vectorized_map(one, (arcs, batches))
     return tf.map_fn(one, (arcs, batches), parallel_iterations=2,
                      fn_output_signature=(tf.TensorSpec([], tf.float32),) * 2)
