@@ -4,7 +4,11 @@ Each op runs inside a tf.function that repeats it ``--inner`` times and
 returns a scalar that depends on every result, so the timing covers work
 that was really done; the scalar is fetched (``.numpy()``) before the clock
 stops. Shapes: a large square matmul, the PTB cell's own matmuls at the
-paper's size, and the CIFAR search children's 3x3 convolutions.
+paper's size, and the CIFAR search children's 3x3 convolutions. Those
+repeats are independent, so TensorFlow may run two at once; the PTB node
+chain is also measured with each matmul reading the last one's output
+(the cell's forward shape, then its backward data-gradient shape), as the
+recurrence must: the ceiling of the step's sequential part.
 ``conv2d_ceiling`` serves other benchmarks that divide by the ceiling at
 their own shapes.
 
@@ -26,6 +30,7 @@ MATMULS = {
     "ptb node (64x1000 @ 1000x2000)": (64, 1000, 2000),
     "ptb softmax (2240x1000 @ 1000x10000)": (2240, 1000, 10000),
 }
+CHAIN_NAME, CHAIN_SHAPE = "ptb node chain (dependent, fwd + bwd shapes)", (64, 1000, 2000)
 CONVS = {  # batch, size, channels in, channels out, kernel
     "macro search conv3x3 (128x32x32x36)": (128, 32, 36, 36, 3),
     "micro search conv3x3 (160x32x32x20)": (160, 32, 20, 20, 3),
@@ -56,6 +61,22 @@ def matmul_case(m, k, n, dtype):
     return run, 2.0 * m * k * n
 
 
+def matmul_chain_case(m, k, n, dtype):
+    """``--inner`` pairs ``[m, k] @ [k, n]`` then ``[m, n] @ [n, k]``, each reading the last."""
+    x = tf.cast(tf.random.normal([m, k]), dtype)
+    # Scaled so values keep their size along the chain (no denormals, no overflow).
+    w_out = tf.cast(tf.random.normal([k, n]) / k ** 0.5, dtype)
+    w_back = tf.cast(tf.random.normal([n, k]) / n ** 0.5, dtype)
+
+    @tf.function
+    def run():
+        h = x
+        for _ in range(FLAGS.inner):
+            h = tf.matmul(tf.matmul(h, w_out), w_back)
+        return tf.cast(tf.reduce_sum(h[0, :1]), tf.float32)
+    return run, 2 * 2.0 * m * k * n
+
+
 def conv_case(batch, size, c_in, c_out, kernel, dtype):
     x = tf.cast(tf.random.normal([batch, size, size, c_in]), dtype)
     w = tf.cast(tf.random.normal([kernel, kernel, c_in, c_out]), dtype)
@@ -81,6 +102,7 @@ def main(argv):
     rows = []
     for dtype in (tf.float32, tf.bfloat16):
         named = [(name, matmul_case(*shape, dtype)) for name, shape in MATMULS.items()]
+        named.append((CHAIN_NAME, matmul_chain_case(*CHAIN_SHAPE, dtype)))
         named += [(name, conv_case(*shape, dtype)) for name, shape in CONVS.items()]
         for name, (fn, flop) in named:
             figures = time_case(fn, flop)

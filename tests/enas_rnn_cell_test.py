@@ -45,13 +45,19 @@ def make_inputs(seed=0):
 class EnasRnnCellTest:
 
     @pytest.mark.parametrize("training", [False, True])
-    def test_search_mode_matches_the_equations_for_random_arcs(self, training):
+    @pytest.mark.parametrize("compiled", [False, True])
+    def test_search_mode_matches_the_equations_for_random_arcs(self, training, compiled):
+        # Eagerly the arc is read by value; compiled, it is routed in the graph.
         layer = enas_rnn_cell.EnasRnnCell(N, H, init_range=0.5)
         x, h = make_inputs()
+        layer(x, h, tf.zeros([7], tf.int32))
+        run = lambda arc: layer(x, h, arc, training=training)  # noqa: E731
+        if compiled:
+            run = tf.function(run)
         rng = np.random.default_rng(0)
         for _ in range(5):
             arc = rnn.RnnSpace(N).random_arc(rng)
-            out, state = layer(x, h, tf.constant(arc), training=training)
+            out, state = run(tf.constant(arc))
             want_out, want_state = numpy_cell(layer, arc, x, h)
             np.testing.assert_allclose(out.numpy(), want_out, rtol=1e-4, atol=1e-5)
             np.testing.assert_allclose(state.numpy(), want_state, rtol=1e-4, atol=1e-5)
@@ -93,8 +99,11 @@ class EnasRnnCellTest:
     def test_only_the_chosen_activation_runs(self):
         layer = enas_rnn_cell.EnasRnnCell(2, H, init_range=0.5)
         x, h = make_inputs(4)
+        compiled = tf.function(lambda arc: layer(x, h, arc)[0])
         outs = [layer(x, h, tf.constant([a, 0, a]))[0].numpy() for a in range(4)]
         for i in range(4):
+            np.testing.assert_allclose(compiled(tf.constant([i, 0, i])).numpy(), outs[i],
+                                       rtol=1e-6)
             for j in range(i + 1, 4):
                 assert not np.allclose(outs[i], outs[j])
         relu_out = layer(x, h, tf.constant([1, 0, 1]))[0]
@@ -150,6 +159,7 @@ class HandWrittenBackwardTest:
 
     @pytest.mark.parametrize("fixed", [False, True])
     def test_gradients_equal_autodiff(self, fixed):
+        """The hand-written backward, of a fixed arc or of one routed in a graph."""
         rng = np.random.default_rng(11)
         space = rnn.RnnSpace(N)
         arcs = [space.random_arc(rng) for _ in range(4)]
@@ -160,27 +170,30 @@ class HandWrittenBackwardTest:
         edges = tf.constant(rng.normal(size=(N - 1, H, 2 * H)) * 0.5, tf.float32)
         mask = tf.constant(rng.integers(0, 2, size=(B, H)) * 2.0, tf.float32)
         weights = tf.constant(rng.normal(size=(B, T, H)), tf.float32)
+        inputs = [x_proj, state, w_state, edges]
+
+        def gradients(forward):
+            with tf.GradientTape() as tape:
+                tape.watch(inputs)
+                outputs, final = forward(*inputs)
+                loss = tf.reduce_sum(tf.tanh(outputs) * weights) + tf.reduce_sum(final ** 2)
+            return tape.gradient(loss, inputs)
+
+        def unrolled(prevs, acts):
+            return gradients(lambda *a: cell_wiring.Wiring(prevs, acts).unroll(
+                *a, state_mask=mask))
+
+        routed = tf.function(lambda prevs, acts: unrolled(tf.unstack(prevs), tf.unstack(acts)))
         for arc in arcs:
             cell = space.decode(arc)
-            if fixed:
-                wiring = cell_wiring.Wiring(cell.prev_nodes, cell.activations, cell.loose_ends)
-            else:
-                prevs = [tf.constant(p) for p in cell.prev_nodes]
-                loose = np.zeros(N, np.float32)
-                loose[list(cell.loose_ends)] = 1.0 / len(cell.loose_ends)
-                wiring = cell_wiring.Wiring(prevs, [tf.constant(a) for a in cell.activations],
-                                            tf.constant(loose))
-            inputs = [x_proj, state, w_state, edges]
-            grads = []
-            for forward in (lambda *a: wiring.unroll(*a, state_mask=mask),
-                            lambda *a: autodiff_cell(wiring, *a, mask)):
-                with tf.GradientTape() as tape:
-                    tape.watch(inputs)
-                    outputs, final = forward(*inputs)
-                    loss = tf.reduce_sum(tf.tanh(outputs) * weights) + tf.reduce_sum(final ** 2)
-                grads.append(tape.gradient(loss, inputs))
-            for got, want in zip(*grads):
-                np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-5)
+            wiring = cell_wiring.Wiring(cell.prev_nodes, cell.activations)
+            want = gradients(lambda *a: autodiff_cell(wiring, *a, mask))
+            got = (unrolled(cell.prev_nodes, cell.activations) if fixed else
+                   routed(tf.constant(cell.prev_nodes), tf.constant(cell.activations)))
+            for g, w in zip(got, want):
+                np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-4, atol=1e-5)
+        if not fixed:
+            assert routed.experimental_get_tracing_count() == 1
 
     def test_unused_final_state_gradient(self):
         layer = enas_rnn_cell.EnasRnnCell(N, H)

@@ -4,10 +4,10 @@ The forward step is the paper's highway node, repeated for every node::
 
     [cand, gate] = h_j W,  g = sigmoid(gate),  s = h_j + g * (f(cand) - h_j)
 
-Choices (previous node, activation) are Python ints for a fixed arc and
-scalar int32 tensors in search mode, where a gather picks the previous
-node's tensor and ``tf.switch_case`` runs only the chosen activation (which
-also returns its slope, for the backward pass).
+Choices (previous node, activation) are Python ints for a fixed arc. In
+search mode they are scalar int32 tensors: read by value when executing
+eagerly, and inside a graph routed by ``Switch``/``Merge`` pairs, one bool
+per option (see ``_route``).
 
 ``unroll`` runs a static number of time steps with a hand-written backward
 pass. Autodiff would form each edge's weight gradient as T small
@@ -33,66 +33,120 @@ _ACTIVATIONS = {
 ACTIVATIONS = tuple(_ACTIVATIONS[name] for name in rnn.ACTIVATIONS)
 
 
+def _options(choice, count):
+    """An int choice; or, for a tensor in a graph, ``count`` bools (option k is taken).
+
+    Eager tensors are read by value: there is no graph to route through.
+    """
+    if isinstance(choice, int):
+        return choice
+    if tf.executing_eagerly():
+        return int(choice)
+    return tf.unstack(tf.equal(choice, tf.range(count)))
+
+
+def _branch(taken, x):
+    """``x`` on the branch of an option whose bool is ``taken``; dead on the others."""
+    return tf.raw_ops.Switch(data=x, pred=taken).output_true
+
+
+def _merge(branches):
+    """The one live tensor of ``branches`` (one per option), as soon as it exists.
+
+    ``Merge`` fires on its first live input, so a node waits only for the
+    node it reads, not for every earlier one (a gather from the stacked
+    nodes would), and nodes reading different nodes run concurrently, as
+    in the fixed cell's graph. Not differentiable by autodiff: the
+    unrolled cell has its own backward pass.
+    """
+    return tf.raw_ops.Merge(inputs=branches).output
+
+
+def _add_if(taken, total, x):
+    """``total + x`` if ``taken`` else ``total``, waiting for ``x`` only when taken."""
+    skip, add = tf.raw_ops.Switch(data=total, pred=taken)
+    return _merge([skip, add + _branch(taken, x)])
+
+
+def _pick(choice, tensors):
+    """``tensors[choice]``: an int, or the options of a graph choice."""
+    if isinstance(choice, int):
+        return tensors[choice]
+    return _merge([_branch(taken, t) for taken, t in zip(choice, tensors)])
+
+
 def _apply(activation, x, with_slope):
     fn, slope = activation
     value = fn(x)
-    return (value, slope(value)) if with_slope else value
+    return (value, slope(value)) if with_slope else (value,)
 
 
 def _activate(choice, x, with_slope):
-    """f(x), or (f(x), f'(x)), of the chosen activation; only the chosen one runs."""
+    """(f(x),) or (f(x), f'(x)) of the chosen activation; only the chosen one runs."""
     if isinstance(choice, int):
         return _apply(ACTIVATIONS[choice], x, with_slope)
-    return tf.switch_case(choice, [lambda a=a: _apply(a, x, with_slope)
-                                   for a in ACTIVATIONS])
-
-
-def _select(choice, tensors):
-    """``tensors[choice]`` for an int or a scalar tensor choice.
-
-    A gather from the stacked candidates rather than a ``switch_case``:
-    each ``switch_case`` traces a graph function per branch, and at 12
-    nodes x 35 steps those dominated the trace time.
-    """
-    if isinstance(choice, int):
-        return tensors[choice]
-    return tf.gather(tf.stack(tensors), choice)
-
-
-def _sum_where(choices, target, tensors):
-    """The sum of ``tensors[k]`` over the k with ``choices[k] == target``."""
-    if all(isinstance(c, int) for c in choices):
-        picked = [t for c, t in zip(choices, tensors) if c == target]
-        return tf.add_n(picked) if picked else None
-    weights = tf.cast(tf.equal(tf.stack(choices), target), tensors[0].dtype)
-    return tf.tensordot(weights, tf.stack(tensors), axes=1)
+    # Each output is gated again: an output that does not depend on x (the
+    # identity's slope, a constant of ones) would otherwise be live on
+    # every branch and could win the merge.
+    outputs = [[_branch(taken, y) for y in _apply(a, _branch(taken, x), with_slope)]
+               for taken, a in zip(choice, ACTIVATIONS)]
+    return tuple(_merge(list(parts)) for parts in zip(*outputs))
 
 
 class Wiring:
     """The cell's choices for one arc.
 
     ``prevs``: previous node of nodes 1..N-1; ``acts``: activation of nodes
-    0..N-1 (ints or scalar tensors); ``loose``: a tuple of the loose-end
-    node ids (fixed arc) or an ``[N]`` weight tensor averaging them.
+    0..N-1; all ints, or all scalar int32 tensors. The cell output is the
+    mean of the loose ends, the nodes no node reads.
     """
 
-    def __init__(self, prevs, acts, loose):
-        self.prevs, self.acts, self.loose = list(prevs), list(acts), loose
+    def __init__(self, prevs, acts):
+        self.prevs = [_options(p, node) for node, p in enumerate(prevs, start=1)]
+        self.acts = [_options(a, len(ACTIVATIONS)) for a in acts]
+        self.fixed = isinstance(self.acts[0], int)
+        if self.fixed:
+            # readers[j]: the nodes that read node j.
+            self.readers = [[k for k in range(j + 1, self.num_nodes) if self.prevs[k - 1] == j]
+                            for j in range(self.num_nodes)]
+            self.loose = [not readers for readers in self.readers]
+            self.loose_scale = 1.0 / sum(self.loose)
+        else:
+            # readers[j]: for each node k > j, whether k reads node j.
+            self.readers = [[prev[j] for prev in self.prevs[j:]] for j in range(self.num_nodes)]
+            self.loose = [tf.logical_not(tf.reduce_any(tf.stack(readers))) if readers
+                          else tf.constant(True) for readers in self.readers]
+            self.loose_scale = 1.0 / tf.reduce_sum(tf.cast(tf.stack(self.loose), tf.float32))
 
     @property
     def num_nodes(self):
         return len(self.acts)
 
     def _output(self, nodes):
-        if isinstance(self.loose, tuple):
-            return tf.add_n([nodes[i] for i in self.loose]) / len(self.loose)
-        return tf.tensordot(tf.cast(self.loose, nodes[0].dtype), tf.stack(nodes), axes=1)
+        """The mean of the loose ends."""
+        if self.fixed:
+            total = tf.add_n([n for n, is_loose in zip(nodes, self.loose) if is_loose])
+        else:
+            total = tf.zeros_like(nodes[0])
+            for node, is_loose in zip(nodes, self.loose):
+                total = _add_if(is_loose, total, node)
+        return total * tf.cast(self.loose_scale, total.dtype)
 
-    def _loose_weight(self, node, dtype):
-        """The output's weight on ``node``: a float, or a scalar tensor."""
-        if isinstance(self.loose, tuple):
-            return 1.0 / len(self.loose) if node in self.loose else 0.0
-        return tf.cast(self.loose[node], dtype)
+    def _node_gradient(self, node, d_out, d_inputs):
+        """d loss / d ``node``'s output: its share of the cell output plus its readers'.
+
+        ``d_inputs[k]``: the gradient into node k's input, for every k > node.
+        """
+        scale = tf.cast(self.loose_scale, d_out.dtype)
+        if self.fixed:
+            terms = [d_inputs[k] for k in self.readers[node]]
+            if self.loose[node]:
+                terms.append(d_out * scale)
+            return tf.add_n(terms)
+        total = d_out * (tf.cast(self.loose[node], d_out.dtype) * scale)
+        for k, reads in enumerate(self.readers[node], start=node + 1):
+            total = _add_if(reads, total, d_inputs[k])
+        return total
 
     def step(self, node0_preactivation, h_prev, edge_weights, trace=None):
         """One time step; returns the cell output (the next state).
@@ -106,12 +160,12 @@ class Wiring:
             if node == 0:
                 h_in, preactivation = h_prev, node0_preactivation
             else:
-                h_in = _select(self.prevs[node - 1], nodes)
+                h_in = _pick(self.prevs[node - 1], nodes)
                 preactivation = tf.matmul(h_in, edge_weights[node - 1])
             candidate, gate = tf.split(preactivation, 2, axis=-1)
             gate = tf.sigmoid(gate)
             if trace is None:
-                value = _activate(self.acts[node], candidate, with_slope=False)
+                value, = _activate(self.acts[node], candidate, with_slope=False)
             else:
                 value, slope = _activate(self.acts[node], candidate, with_slope=True)
                 trace.append((h_in, gate, value, slope))
@@ -155,20 +209,15 @@ class Wiring:
     def _backward(self, d_outputs, d_final, traces, masked_states, w_state, edges,
                   state_mask):
         """Gradients of (x_proj, state, w_state, edge_weights), back through time."""
-        dtype = masked_states[0].dtype
         num = self.num_nodes
         d_h = d_final
         d_x, d_pre = [], [[] for _ in range(num)]
         for t in reversed(range(len(traces))):
             d_out = d_outputs[:, t] + d_h
-            # Gradients flowing into the inputs of the nodes after each node.
-            d_inputs = []
+            d_inputs = {}  # node -> gradient into its input h_in
             for node in reversed(range(num)):
                 h_in, gate, value, slope = traces[t][node]
-                d_s = d_out * self._loose_weight(node, dtype)
-                readers = _sum_where(self.prevs[node:], node, d_inputs[::-1])
-                if readers is not None:
-                    d_s += readers
+                d_s = self._node_gradient(node, d_out, d_inputs)
                 d_candidate = d_s * gate * slope
                 d_gate = d_s * (value - h_in) * gate * (1.0 - gate)
                 d_preactivation = tf.concat([d_candidate, d_gate], axis=-1)
@@ -181,8 +230,8 @@ class Wiring:
                     d_h = d_carry + d_h_masked
                     d_x.append(d_preactivation)
                 else:
-                    d_inputs.append(d_carry + tf.matmul(d_preactivation, edges[node - 1],
-                                                        transpose_b=True))
+                    d_inputs[node] = d_carry + tf.matmul(d_preactivation, edges[node - 1],
+                                                         transpose_b=True)
         # Weight gradients: one product over all time steps per matrix
         # (d_pre lists run backwards in time).
         def weight_grad(inputs, d_preactivations):

@@ -9,9 +9,10 @@ ends (nodes no other node reads).
 
 In search mode (``fixed_arc=None``) the layer owns one weight matrix per
 (node, previous node) edge, stacked as ``[num_edges, H, 2H]``; the arc
-tensor gathers the chosen edges once per call (so their gradient is sparse)
-and ``tf.switch_case`` runs only the chosen activation. One trace serves
-every architecture. In fixed mode the layer creates only the chosen edges'
+tensor gathers the chosen edges once per call (so their gradient is sparse),
+each node reads its chosen previous node and runs only its chosen activation
+(``Switch``/``Merge`` routing in a graph, see ``cell_wiring``). One trace
+serves every architecture. In fixed mode the layer creates only the chosen edges'
 weights and wires them in Python: the static network for final training
 and export. Both modes run the same ``cell_wiring.Wiring``, whose unrolled
 form has a hand-written backward pass that batches weight gradients over
@@ -89,15 +90,13 @@ class EnasRnnCell(keras.layers.Layer):
     def call(self, inputs, state, arc=None, state_mask=None, training=False):
         prevs, acts = self._choices(arc)
         if self.fixed_cell is None:
-            loose = self._loose_end_weights(tf.stack(prevs))
             # Gathered in float32, then cast: a mixed policy would otherwise
             # cast all the shared edges every step (0.1 s at the paper's size).
             edge_weights = tf.cast(tf.gather(self.w_edges, self._edge_rows(prevs)),
                                    self.compute_dtype)
         else:
-            loose = self.fixed_cell.loose_ends
             edge_weights = tf.cast(self.w_edges, self.compute_dtype)
-        wiring = cell_wiring.Wiring(prevs, acts, loose)
+        wiring = cell_wiring.Wiring(prevs, acts)
         # Node 0's input projection for all steps in one matmul.
         x_proj = matmul_over_time(inputs, self.w_input)
         w_state = tf.convert_to_tensor(self.w_state)
@@ -138,7 +137,7 @@ class EnasRnnCell(keras.layers.Layer):
         return tf.stack([edge_index(l, p) for l, p in enumerate(prevs, start=1)])
 
     def _checked(self, arc):
-        """Fails loudly on a bad arc tensor: switch_case would run the last branch."""
+        """Fails loudly on a bad arc tensor: an out-of-range choice would route nowhere."""
         bounds = tf.constant(self.space.bounds)
         ok = tf.logical_and(
             tf.equal(tf.shape(arc)[0], self.space.arc_length),
@@ -146,12 +145,6 @@ class EnasRnnCell(keras.layers.Layer):
         with tf.control_dependencies([tf.debugging.Assert(
                 ok, ["ptb arc out of range for", self.num_nodes, "nodes:", arc])]):
             return tf.identity(arc)
-
-    def _loose_end_weights(self, prevs):
-        """[N] float weights averaging the nodes that no node reads."""
-        used = tf.reduce_max(tf.one_hot(prevs, self.num_nodes), axis=0)
-        loose = 1.0 - used
-        return loose / tf.reduce_sum(loose)
 
     def get_config(self):
         config = super().get_config()

@@ -57,7 +57,6 @@ class PtbTask(task.ChildTask):
     """PTB language modelling with a searched (or fixed) ENAS cell."""
 
     metric_name = "ppl"
-    reward_vectorizes = True
 
     def __init__(self, config, data, rng, fixed_arc=None, strategy=None):
         self.config, self.data, self.rng = config, data, rng

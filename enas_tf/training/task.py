@@ -15,8 +15,6 @@ class ChildTask(abc.ABC):
     optimizer = None  # the child's Keras optimizer; the loop scales its lr after a rollback
     fixed_arc = None  # int32 numpy arc in fixed mode, else None
     metric_name = "reward"  # what reward() measures, e.g. "ppl" or "acc"
-    # Whether tf.vectorized_map can run reward() over K arcs (see batched_scoring).
-    reward_vectorizes = False
 
     @abc.abstractmethod
     def child_steps_per_epoch(self) -> int:
