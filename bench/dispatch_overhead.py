@@ -26,6 +26,9 @@ masked update of every shared weight is in cifar_search_step's figures)
 and an inference step (accuracy). No aux head and no drop-path (the
 search models have no drop-path). The figure
 is the ratio dynamic / static of the median step times; target <= 1.10.
+``--inter_op_threads=1`` runs one op at a time: a static net whose arc
+lets sibling nodes run concurrently loses that lead there, so what is left
+of the ratio is the dispatch itself.
 
     python bench/dispatch_overhead.py
     python bench/dispatch_overhead.py --size=paper --ptb_data_path=../shared/data/ptb \\
@@ -63,6 +66,9 @@ flags.DEFINE_string("ptb_data_path", os.path.join(ROOT, "testdata", "ptb"),
 flags.DEFINE_integer("steps", 10, "Timed steps of each kind per network (after 3 warm-up).",
                      lower_bound=1)
 flags.DEFINE_integer("arc_seed", 0, "Seed of the random arc.")
+flags.DEFINE_integer("inter_op_threads", 0, "TensorFlow inter-op threads (0: its default). "
+                     "1 runs one op at a time: what is left of the ratio is not concurrency.",
+                     lower_bound=0)
 FLAGS = flags.FLAGS
 
 
@@ -205,6 +211,8 @@ def cifar_steps(space_name, shape):
 
 def main(argv):
     del argv
+    if FLAGS.inter_op_threads:
+        tf.config.threading.set_inter_op_parallelism_threads(FLAGS.inter_op_threads)
     families, rows = {}, []
     for family in FLAGS.families:
         shape = SIZES[family][FLAGS.size]
@@ -227,7 +235,8 @@ def main(argv):
     harness.print_table([("step", 18, ""), ("dynamic s", 11, ".4f"), ("static s", 11, ".4f"),
                          ("ratio", 8, ".3f"), ("pair min", 10, ".3f"),
                          ("pair max", 10, ".3f")], rows)
-    harness.finish({"size": FLAGS.size, "target_ratio": 1.10, "families": families})
+    harness.finish({"size": FLAGS.size, "target_ratio": 1.10,
+                    "inter_op_threads": FLAGS.inter_op_threads, "families": families})
 
 
 if __name__ == "__main__":
