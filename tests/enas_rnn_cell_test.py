@@ -127,6 +127,16 @@ class EnasRnnCellTest:
         with pytest.raises(tf.errors.InvalidArgumentError, match="out of range"):
             layer(x, h, tf.constant([0, 0, 0, 2, 0, 0, 0]))
 
+    def test_training_a_routed_cell_needs_a_static_length(self):
+        layer = enas_rnn_cell.EnasRnnCell(N, H)
+        x, h = make_inputs(9)
+        layer(x, h, tf.zeros([7], tf.int32))
+        train = tf.function(lambda x, arc: layer(x, h, arc, training=True)[1],
+                            input_signature=[tf.TensorSpec([B, None, E], tf.float32),
+                                             tf.TensorSpec([7], tf.int32)])
+        with pytest.raises(ValueError, match="static sequence length"):
+            train(x, tf.zeros([7], tf.int32))
+
     def test_config_round_trip_keeps_fixed_arc(self):
         layer = enas_rnn_cell.EnasRnnCell(N, H, fixed_arc="1 0 3 0 2 1 0", init_range=0.1)
         config = keras.layers.serialize(layer)

@@ -54,7 +54,9 @@ class EnasRnnCell(keras.layers.Layer):
     h_{t-1} at every step. With a static T the time loop is unrolled (when
     training, with the hand-written backward of ``Wiring.unroll``, whose
     forward also keeps what that backward needs); with an unknown T
-    (serving) it is a ``tf.while_loop`` over the same step.
+    (serving) it is a ``tf.while_loop`` over the same step. Inside a graph
+    a search-mode call is differentiable only in that unrolled training
+    form: autodiff cannot go through the routed choices.
     """
 
     def __init__(self, num_nodes, hidden_size, fixed_arc=None,
@@ -102,6 +104,10 @@ class EnasRnnCell(keras.layers.Layer):
         w_state = tf.convert_to_tensor(self.w_state)
         if training and inputs.shape[1] is not None:
             return wiring.unroll(x_proj, state, w_state, edge_weights, state_mask)
+        if training and not wiring.fixed:
+            raise ValueError("A search-mode EnasRnnCell trains on a static sequence length "
+                             "(autodiff cannot go through its routed choices). "
+                             f"Received: inputs of shape {inputs.shape}")
         edges = tf.unstack(edge_weights, num=self.num_nodes - 1)
 
         def step(x_t, h):
