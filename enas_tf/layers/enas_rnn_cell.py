@@ -94,8 +94,7 @@ class EnasRnnCell(keras.layers.Layer):
         if self.fixed_cell is None:
             # Gathered in float32, then cast: a mixed policy would otherwise
             # cast all the shared edges every step (0.1 s at the paper's size).
-            edge_weights = tf.cast(tf.gather(self.w_edges, self._edge_rows(prevs)),
-                                   self.compute_dtype)
+            edge_weights = tf.cast(self._chosen_edges(prevs), self.compute_dtype)
         else:
             edge_weights = tf.cast(self.w_edges, self.compute_dtype)
         wiring = cell_wiring.Wiring(prevs, acts)
@@ -136,7 +135,16 @@ class EnasRnnCell(keras.layers.Layer):
         if self.fixed_cell is not None:
             return tf.unstack(tf.convert_to_tensor(self.w_edges))
         prevs, _ = self._choices(arc)
-        return tf.unstack(tf.gather(self.w_edges, self._edge_rows(prevs)))
+        return tf.unstack(self._chosen_edges(prevs))
+
+    def _chosen_edges(self, prevs):
+        """The chosen edges' [N-1, H, 2H] weights, read row by row.
+
+        A gather from the tensor value would read all the edges first, and
+        once the sparse SGD update has touched the variable TensorFlow
+        copies it on every such read (528 MB at the paper's size).
+        """
+        return tf.gather(self.w_edges.value, self._edge_rows(prevs))
 
     @staticmethod
     def _edge_rows(prevs):
