@@ -96,6 +96,26 @@ class EnasRnnCellTest:
         chosen = {enas_rnn_cell.edge_index(n, p) for n, p in enumerate(cell.prev_nodes, 1)}
         assert {i for i, v in enumerate(norms) if v > 0} == chosen
 
+    def test_edges_read_once_give_one_sparse_gradient_for_cell_and_l2(self):
+        layer = enas_rnn_cell.EnasRnnCell(N, H)
+        x, h = make_inputs(5)
+        arc = tf.constant([0, 0, 1, 0, 2, 2, 3])
+        layer(x, h, arc)
+
+        def gradient(read_once):
+            with tf.GradientTape() as tape:
+                edges = layer.edge_weights_for(arc)
+                out, _ = layer(x, h, arc, edge_weights=edges if read_once else None,
+                               training=True)
+                loss = tf.reduce_sum(out ** 2) + tf.reduce_sum(edges ** 2)
+            return tape.gradient(loss, layer.w_edges)
+
+        once, twice = gradient(True), gradient(False)
+        assert isinstance(once, tf.IndexedSlices)
+        assert once.indices.shape[0] == N - 1  # read twice: 2 (N - 1) rows
+        assert twice.indices.shape[0] == 2 * (N - 1)
+        np.testing.assert_allclose(tf.convert_to_tensor(once).numpy(),
+                                   tf.convert_to_tensor(twice).numpy(), rtol=1e-5, atol=1e-7)
     def test_only_the_chosen_activation_runs(self):
         layer = enas_rnn_cell.EnasRnnCell(2, H, init_range=0.5)
         x, h = make_inputs(4)

@@ -32,9 +32,10 @@ class KeepProbs:
 class PtbChild(keras.Model):
     """Word-level language model whose recurrent cell is an ENAS cell.
 
-    Call: ``model(tokens [B, T], state [B, H], arc, training=False,
-    seed=None)`` -> ``(logits [B, T, V], final_state, cell_outputs)``.
-    ``seed`` (int32 [2]) draws the dropout masks when training.
+    Call: ``model(tokens [B, T], state [B, H], arc, edge_weights=None,
+    training=False, seed=None)`` -> ``(logits [B, T, V], final_state,
+    cell_outputs)``. ``seed`` (int32 [2]) draws the dropout masks when
+    training; ``edge_weights`` goes to the cell (see ``EnasRnnCell``).
     """
 
     def __init__(self, vocab_size, hidden_size, num_nodes, fixed_arc=None,
@@ -69,7 +70,7 @@ class PtbChild(keras.Model):
     def initial_state(self, batch_size):
         return tf.zeros([batch_size, self.hidden_size], self.compute_dtype)
 
-    def call(self, tokens, state, arc=None, training=False, seed=None):
+    def call(self, tokens, state, arc=None, edge_weights=None, training=False, seed=None):
         keep = self.keep_probs if training else KeepProbs()
         batch = tf.shape(tokens)[0]
         seeds = (tf.unstack(tf.random.experimental.stateless_split(seed, 4))
@@ -85,7 +86,7 @@ class PtbChild(keras.Model):
             state_mask = dropout.keep_mask([batch, self.hidden_size], keep.state, seeds[2],
                                            dtype)
         outputs, state = self.cell(embedded, state, arc, state_mask=state_mask,
-                                   training=training)
+                                   edge_weights=edge_weights, training=training)
         dropped = outputs * dropout.keep_mask(
             [batch, 1, self.hidden_size], keep.outputs, seeds[3], dtype)
         # In the compute dtype; the task's softmax and loss cast the logits to float32.

@@ -99,13 +99,12 @@ class PtbTask(task.ChildTask):
             labels=targets, logits=tf.cast(logits, tf.float32))
         return tf.reduce_sum(losses * weights), tf.reduce_sum(weights)
 
-    def _regularizer(self, arc, cell_outputs):
+    def _regularizer(self, edge_weights, cell_outputs):
         cfg = self.config
         reg = tf.constant(0.0)
         if cfg.l2_reg:
             used = [self.model.embedding.embeddings, self.model.softmax_bias,
-                    self.model.cell.w_input,
-                    self.model.cell.w_state] + self.model.cell.edge_weights_for(arc)
+                    self.model.cell.w_input, self.model.cell.w_state, edge_weights]
             reg += cfg.l2_reg * tf.add_n([tf.reduce_sum(tf.square(w)) for w in used])
         if cfg.slowness_reg:
             change = cell_outputs[:, 1:] - cell_outputs[:, :-1]
@@ -131,11 +130,13 @@ class PtbTask(task.ChildTask):
         inputs, targets, weights = (distribute.local_slice(t) for t in (inputs, targets, weights))
         variables = self.model.trainable_variables
         with tf.control_dependencies(checks), tf.GradientTape() as tape:
-            logits, state, outputs = self.model(inputs, state, arc, training=True,
-                                                seed=distribute.replica_seed(seed))
+            # Read once for the cell and the l2 term (see EnasRnnCell).
+            edge_weights = self.model.cell.edge_weights_for(arc)
+            logits, state, outputs = self.model(inputs, state, arc, edge_weights=edge_weights,
+                                                training=True, seed=distribute.replica_seed(seed))
             loss_sum, _ = self._token_loss(logits, targets, weights)
             loss = loss_sum / count
-            total = loss + self._regularizer(arc, outputs) / distribute.num_replicas()
+            total = loss + self._regularizer(edge_weights, outputs) / distribute.num_replicas()
         grads = tape.gradient(total, variables)
         loss, total, *grads = distribute.sum_across_replicas([loss, total] + grads)
         grads, grad_norm = tf.clip_by_global_norm(grads, self.config.grad_bound)
@@ -247,7 +248,7 @@ def fixed_child(search_model, arc):
     pairs = [(child.embedding.embeddings, source.embedding.embeddings),
              (child.softmax_bias, source.softmax_bias),
              (child.cell.w_input, cell.w_input), (child.cell.w_state, cell.w_state),
-             (child.cell.w_edges, tf.stack(cell.edge_weights_for(tf.constant(arc, tf.int32))))]
+             (child.cell.w_edges, cell.edge_weights_for(tf.constant(arc, tf.int32)))]
     assert len(pairs) == len(child.variables), "a PtbChild weight is not copied"
     for target, value in pairs:
         target.assign(value)
