@@ -116,6 +116,7 @@ class EnasRnnCellTest:
         assert twice.indices.shape[0] == 2 * (N - 1)
         np.testing.assert_allclose(tf.convert_to_tensor(once).numpy(),
                                    tf.convert_to_tensor(twice).numpy(), rtol=1e-5, atol=1e-7)
+
     def test_only_the_chosen_activation_runs(self):
         layer = enas_rnn_cell.EnasRnnCell(2, H, init_range=0.5)
         x, h = make_inputs(4)

@@ -55,12 +55,12 @@ class EnasRnnCell(keras.layers.Layer):
     ``edge_weights_for(arc)`` when the caller reads it too (the l2 term):
     one read then serves both, and the two gradients meet as one dense
     ``[N-1, H, 2H]`` sum instead of two sparse ones that TensorFlow
-    concatenates (0.35 s a step at the paper's size). With a static T the time loop is unrolled (when
-    training, with the hand-written backward of ``Wiring.unroll``, whose
-    forward also keeps what that backward needs); with an unknown T
-    (serving) it is a ``tf.while_loop`` over the same step. Inside a graph
-    a search-mode call is differentiable only in that unrolled training
-    form: autodiff cannot go through the routed choices.
+    concatenates (0.35 s a step at the paper's size). With a static T the
+    time loop is unrolled (when training, with the hand-written backward of
+    ``Wiring.unroll``, whose forward also keeps what that backward needs);
+    with an unknown T (serving) it is a ``tf.while_loop`` over the same
+    step. Inside a graph a search-mode call is differentiable only in that
+    unrolled training form: autodiff cannot go through the routed choices.
     """
 
     def __init__(self, num_nodes, hidden_size, fixed_arc=None,
