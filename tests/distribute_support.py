@@ -81,6 +81,8 @@ def mirrored(space, out_path):
     report = {"replicas": strategy.num_replicas_in_sync, "variables": [
         {"name": a.path, "trainable": a.trainable,
          "diff": float(np.max(np.abs(copies(a)[0] - copies(b)[0]))),
+         "diff_norm": float(np.linalg.norm(copies(a)[0] - copies(b)[0])),
+         "update_norm": float(np.linalg.norm(copies(a)[0] - start)),
          "replicas_equal": all(np.array_equal(copies(b)[0], c) for c in copies(b)),
          "changed": bool(np.any(copies(a)[0] != start))}
         for a, b, start in zip(one.model.variables, two.model.variables, initial)]}

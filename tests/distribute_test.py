@@ -4,6 +4,7 @@ flags get one line. Each strategy runs in a fresh process (logical devices
 and the multi-worker runtime must be set up before TensorFlow starts)."""
 
 import json
+import math
 import os
 import socket
 import subprocess
@@ -61,12 +62,19 @@ class MirroredTest:
         variables = report["variables"]
         assert all(v["replicas_equal"] for v in variables)
         assert sum(v["changed"] for v in variables if v["trainable"]) >= 3
-        for v in variables:
-            # Batch-norm moving variances differ by Bessel's correction only
-            # (each replica's is over half the batch); everything else is exact
-            # up to the order of float additions.
-            bound = 5e-3 if v["name"].endswith("moving_variance") else 1e-5
-            assert v["diff"] < bound, v
+        # Batch-norm moving variances differ by Bessel's correction only (each
+        # replica's is over half the batch).
+        variances = [v for v in variables if v["name"].endswith("moving_variance")]
+        assert all(v["diff"] < 5e-3 for v in variances), variances
+        # Everything else moved as on one device up to the order of float
+        # additions: ~4e-6 of the update, ~1e-3 when that rounding puts a
+        # pre-activation on the other side of a ReLU (a third of the micro
+        # runs, by the random initial weights); a wrong sum over the replicas
+        # is off by ~0.5 of the update.
+        rest = [v for v in variables if v not in variances]
+        diff = math.hypot(*(v["diff_norm"] for v in rest))
+        update = math.hypot(*(v["update_norm"] for v in rest))
+        assert diff < 1e-2 * update, (diff, update)
 
 
 class MultiWorkerTest:
