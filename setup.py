@@ -23,7 +23,7 @@ setuptools.setup(
         # tensorflow X.Y already brings: installing it changes nothing else.
         "tensorflow-serving-api>=2.16",
     ],
-    extras_require={"test": ["pytest", "hypothesis"]},
+    extras_require={"test": ["pytest", "pytest-xdist", "hypothesis"]},
     entry_points={
         "console_scripts": [
             "enas-search-ptb=enas_tf.cli.search_ptb:run",
