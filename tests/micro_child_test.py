@@ -71,6 +71,30 @@ class MicroCellTest:
                     want = [k == op and slot == source for slot in range(b + 2)]
                     assert nonzero_rows(grad) == want, (b, p, micro.OPS[k])
 
+    @pytest.mark.parametrize("nodes", [
+        [(0, SEP3, 0, IDENTITY), (2, AVG, 0, SEP5)],  # input 0 read three times
+        [(1, MAX, 0, SEP3), (2, IDENTITY, 2, SEP3)],  # node 0 read twice
+    ])
+    def test_compiled_gradients_equal_eager_ones(self, nodes):
+        # Eagerly the arc is read by value and indexed in Python; compiled,
+        # every read is routed and so is its gradient.
+        inputs = [tf.constant(images(8)), tf.constant(images(9))]
+        cell = micro_cell.MicroCell(C, num_nodes=2)
+        cell.build([x.shape for x in inputs])
+        arc = arc_of(nodes)
+
+        def grads(arc, *inputs):
+            with tf.GradientTape() as tape:
+                tape.watch(inputs)
+                loss = tf.reduce_sum(cell(list(inputs), arc, training=True) * inputs[0])
+            sources = list(inputs) + cell.trainable_variables
+            return [tf.zeros_like(x) if g is None else tf.convert_to_tensor(g)
+                    for g, x in zip(tape.gradient(loss, sources), sources)]
+
+        got = tf.function(grads)(arc, *inputs)
+        for g, want in zip(got, grads(arc, *inputs)):
+            np.testing.assert_allclose(g.numpy(), want.numpy(), rtol=1e-4, atol=1e-5)
+
     def test_combine_weights_of_read_states_get_no_gradient(self):
         x0, x1 = images(4), images(5)
         cell = micro_cell.MicroCell(C, num_nodes=2)

@@ -7,7 +7,7 @@ The forward step is the paper's highway node, repeated for every node::
 Choices (previous node, activation) are Python ints for a fixed arc. In
 search mode they are scalar int32 tensors: read by value when executing
 eagerly, and inside a graph routed by ``Switch``/``Merge`` pairs, one bool
-per option (see ``_merge``).
+per option (see ``routing``).
 
 ``unroll`` runs a static number of time steps with a hand-written backward
 pass. Autodiff would form each edge's weight gradient as T small
@@ -21,6 +21,7 @@ autodiff of ``step`` with the same arc fixed.
 
 import tensorflow as tf
 
+from enas_tf.layers import routing
 from enas_tf.search_space import rnn
 
 # Each activation with its derivative written in terms of its output v, so
@@ -32,48 +33,6 @@ _ACTIVATIONS = {
     "sigmoid": (tf.sigmoid, lambda v: v * (1.0 - v)),
 }
 ACTIVATIONS = tuple(_ACTIVATIONS[name] for name in rnn.ACTIVATIONS)
-
-
-def _options(choice, count):
-    """An int choice; or, for a tensor in a graph, ``count`` bools (option k is taken).
-
-    Eager tensors are read by value: there is no graph to route through.
-    """
-    if isinstance(choice, int):
-        return choice
-    if tf.executing_eagerly():
-        return int(choice)
-    return tf.unstack(tf.equal(choice, tf.range(count)))
-
-
-def _branch(taken, x):
-    """``x`` on the branch of an option whose bool is ``taken``; dead on the others."""
-    return tf.raw_ops.Switch(data=x, pred=taken).output_true
-
-
-def _merge(branches):
-    """The one live tensor of ``branches`` (one per option), as soon as it exists.
-
-    ``Merge`` fires on its first live input, so a node waits only for the
-    node it reads, not for every earlier one (a gather from the stacked
-    nodes would), and nodes reading different nodes run concurrently, as
-    in the fixed cell's graph. Not differentiable by autodiff: the
-    unrolled cell has its own backward pass.
-    """
-    return tf.raw_ops.Merge(inputs=branches).output
-
-
-def _add_if(taken, total, x):
-    """``total + x`` if ``taken`` else ``total``, waiting for ``x`` only when taken."""
-    skip, add = tf.raw_ops.Switch(data=total, pred=taken)
-    return _merge([skip, add + _branch(taken, x)])
-
-
-def _pick(choice, tensors):
-    """``tensors[choice]``: an int, or the options of a graph choice."""
-    if isinstance(choice, int):
-        return tensors[choice]
-    return _merge([_branch(taken, t) for taken, t in zip(choice, tensors)])
 
 
 def _apply(activation, x, with_slope):
@@ -89,9 +48,10 @@ def _activate(choice, x, with_slope):
     # Each output is gated again: an output that does not depend on x (the
     # identity's slope, a constant of ones) would otherwise be live on
     # every branch and could win the merge.
-    outputs = [[_branch(taken, y) for y in _apply(a, _branch(taken, x), with_slope)]
+    outputs = [[routing.branch(taken, y)
+                for y in _apply(a, routing.branch(taken, x), with_slope)]
                for taken, a in zip(choice, ACTIVATIONS)]
-    return tuple(_merge(list(parts)) for parts in zip(*outputs))
+    return tuple(routing.merge(list(parts)) for parts in zip(*outputs))
 
 
 class Wiring:
@@ -103,8 +63,8 @@ class Wiring:
     """
 
     def __init__(self, prevs, acts):
-        self.prevs = [_options(p, node) for node, p in enumerate(prevs, start=1)]
-        self.acts = [_options(a, len(ACTIVATIONS)) for a in acts]
+        self.prevs = [routing.options(p, node) for node, p in enumerate(prevs, start=1)]
+        self.acts = [routing.options(a, len(ACTIVATIONS)) for a in acts]
         self.fixed = isinstance(self.acts[0], int)
         if self.fixed:
             # readers[j]: the nodes that read node j.
@@ -130,7 +90,7 @@ class Wiring:
         else:
             total = tf.zeros_like(nodes[0])
             for node, is_loose in zip(nodes, self.loose):
-                total = _add_if(is_loose, total, node)
+                total = routing.add_if(is_loose, total, node)
         return total * tf.cast(self.loose_scale, total.dtype)
 
     def _node_gradient(self, node, d_out, d_inputs):
@@ -146,7 +106,7 @@ class Wiring:
             return tf.add_n(terms)
         total = d_out * (tf.cast(self.loose[node], d_out.dtype) * scale)
         for k, reads in enumerate(self.readers[node], start=node + 1):
-            total = _add_if(reads, total, d_inputs[k])
+            total = routing.add_if(reads, total, d_inputs[k])
         return total
 
     def step(self, node0_preactivation, h_prev, edge_weights, trace=None):
@@ -161,7 +121,7 @@ class Wiring:
             if node == 0:
                 h_in, preactivation = h_prev, node0_preactivation
             else:
-                h_in = _pick(self.prevs[node - 1], nodes)
+                h_in = routing.pick(self.prevs[node - 1], nodes)
                 preactivation = tf.matmul(h_in, edge_weights[node - 1])
             candidate, gate = tf.split(preactivation, 2, axis=-1)
             gate = tf.sigmoid(gate)

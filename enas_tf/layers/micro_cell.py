@@ -10,12 +10,14 @@ nodes b'+2), each through its chosen op, and the inputs no node reads
 Search mode (``nodes=None``), as the official ``_enas_layer``: every op
 exists for every (node, input position) with one weight copy per input the
 node may read (``w[prev_cell]``), so an op's weights are specialised to
-where they read from; ``tf.switch_case`` picks the input and then runs only
-the chosen op, which slices out its chosen copy. Every BN uses batch
-statistics. The loose ends are found from the arc tensor: one ReLU-1x1
-conv-BN maps the concatenation of all B+2 states to ``filters`` channels
-with the kernel rows of every state some node reads masked to zero, so a
-read state contributes nothing and its weight rows get zero gradient (the
+where they read from. The input is picked by routing
+(``routing.RoutedStates``: its gradient flows back to the picked state only,
+where ``tf.switch_case`` would add zeros into every other one), then
+``tf.switch_case`` runs only the chosen op, which slices out its chosen
+copy. Every BN uses batch statistics. The loose ends are found from the
+arc tensor: one ReLU-1x1 conv-BN maps the concatenation of all B+2 states
+to ``filters`` channels with the kernel rows of every state some node reads
+masked to zero, so a read state contributes nothing and its weight rows get zero gradient (the
 official code gathers the loose ends and their weight rows instead: the
 same function with a dynamic shape). Masking the kernel equals masking the
 states at a fraction of the work. A reduction cell reduces both inputs
@@ -36,6 +38,7 @@ import keras
 import tensorflow as tf
 
 from enas_tf.layers import candidate_ops
+from enas_tf.layers import routing
 from enas_tf.search_space import micro
 
 
@@ -183,17 +186,21 @@ class MicroCell(keras.layers.Layer):
                 choices, self.space.bounds[positions],
                 f"micro {'reduction' if self.reduction else 'normal'} cell")
         unstacked = tf.unstack(choices)
+        sources, ops = unstacked[0::2], unstacked[1::2]
+        routed = routing.RoutedStates(sources, [b + 2 for b, _ in self._positions()])
+        for state in states:
+            routed.add(state)
         for b in range(self.num_nodes):
             summed = 0
             for p in range(2):
-                source, op = unstacked[4 * b + 2 * p], unstacked[4 * b + 2 * p + 1]
-                x = tf.switch_case(source, [lambda s=s: s for s in states])
-                summed += tf.switch_case(op, [
-                    lambda o=o: o(x, training=training, slot=source)
-                    for o in self.node_ops[2 * b + p]])
-            states.append(summed)
+                k = 2 * b + p
+                x = routed.read(k)
+                summed += tf.switch_case(ops[k], [
+                    lambda o=o: o(x, training=training, slot=sources[k])
+                    for o in self.node_ops[k]])
+            routed.add(summed)
         used = tf.reduce_max(tf.one_hot(choices[0::2], self.num_nodes + 2), axis=0)
-        return self.combine(tf.concat(states, axis=-1), training=training,
+        return self.combine(tf.concat(routed.outputs, axis=-1), training=training,
                             input_mask=tf.repeat(1.0 - used, self.filters))
 
     def compute_output_shape(self, input_shapes):
