@@ -77,34 +77,39 @@ class Wiring:
             self.readers = [[prev[j] for prev in self.prevs[j:]] for j in range(self.num_nodes)]
             self.loose = [tf.logical_not(tf.reduce_any(tf.stack(readers))) if readers
                           else tf.constant(True) for readers in self.readers]
-            self.loose_scale = 1.0 / tf.reduce_sum(tf.cast(tf.stack(self.loose), tf.float32))
+            loose = tf.cast(tf.stack(self.loose), tf.float32)
+            # Each node's weight in the cell output: 1 / #loose ends, or 0.
+            self.output_weights = loose / tf.reduce_sum(loose)
+            self.node_output_weights = tf.unstack(self.output_weights)
 
     @property
     def num_nodes(self):
         return len(self.acts)
 
     def _output(self, nodes):
-        """The mean of the loose ends."""
+        """The mean of the loose ends.
+
+        A search cell weighs all the nodes in one product (3 ops, where a
+        routed sum took 4 a node): it waits for no node the output would
+        not, since every node is a loose end or is read by a later one.
+        """
         if self.fixed:
             total = tf.add_n([n for n, is_loose in zip(nodes, self.loose) if is_loose])
-        else:
-            total = tf.zeros_like(nodes[0])
-            for node, is_loose in zip(nodes, self.loose):
-                total = routing.add_if(is_loose, total, node)
-        return total * tf.cast(self.loose_scale, total.dtype)
+            return total * self.loose_scale
+        weights = tf.cast(self.output_weights, nodes[0].dtype)
+        return tf.tensordot(weights, tf.stack(nodes), 1)
 
     def _node_gradient(self, node, d_out, d_inputs):
         """d loss / d ``node``'s output: its share of the cell output plus its readers'.
 
         ``d_inputs[k]``: the gradient into node k's input, for every k > node.
         """
-        scale = tf.cast(self.loose_scale, d_out.dtype)
         if self.fixed:
             terms = [d_inputs[k] for k in self.readers[node]]
             if self.loose[node]:
-                terms.append(d_out * scale)
+                terms.append(d_out * self.loose_scale)
             return tf.add_n(terms)
-        total = d_out * (tf.cast(self.loose[node], d_out.dtype) * scale)
+        total = d_out * tf.cast(self.node_output_weights[node], d_out.dtype)
         for k, reads in enumerate(self.readers[node], start=node + 1):
             total = routing.add_if(reads, total, d_inputs[k])
         return total
