@@ -4,7 +4,8 @@ For one seeded random arc per family, in the same run, with the timed
 calls of the two networks interleaved (dynamic, static, dynamic, ...):
 
 * dynamic: the search model (``fixed_arc=None``), the arc an int32 tensor,
-  every choice dispatched in the graph (``tf.switch_case``, gathers, masks);
+  every choice dispatched in the graph (``tf.switch_case``, ``Switch``/``Merge``
+  routing, masks);
 * static: a network of only the chosen ops, wired in Python.
 
 PTB cell: both sides are the real ``PtbTask`` (search mode vs fixed mode

@@ -17,13 +17,14 @@ where ``tf.switch_case`` would add zeros into every other one), then
 copy. Every BN uses batch statistics. The loose ends are found from the
 arc tensor: one ReLU-1x1 conv-BN maps the concatenation of all B+2 states
 to ``filters`` channels with the kernel rows of every state some node reads
-masked to zero, so a read state contributes nothing and its weight rows get zero gradient (the
-official code gathers the loose ends and their weight rows instead: the
-same function with a dynamic shape). Masking the kernel equals masking the
-states at a fraction of the work. A reduction cell reduces both inputs
-before its nodes (stride-1 ops); the official search reduced the previous
-cell's output twice and dropped the cell before it (issue #83), here the
-cell reads both previous cells as its fixed counterpart does.
+masked to zero, so a read state contributes nothing and its weight rows
+get zero gradient (the official code gathers the loose ends and their
+weight rows instead: the same function with a dynamic shape). Masking
+the kernel equals masking the states at a fraction of the work. A
+reduction cell reduces both inputs before its nodes (stride-1 ops); the
+official search reduced the previous cell's output twice and dropped the
+cell before it (issue #83), here the cell reads both previous cells as its
+fixed counterpart does.
 
 Fixed mode (``nodes`` given), as the official ``_fixed_layer``: only the
 chosen ops exist; the second input also passes ReLU-1x1 conv-BN ("layer

@@ -88,7 +88,10 @@ class RoutedStates:
 
 
 def _fan_out(state, taken_by):
-    """Copies of ``state``: one always read, then one per reader (``taken_by[k]``: reader k took it)."""
+    """Copies of ``state``: one always read, then one per reader.
+
+    ``taken_by[k]``: whether reader k took the state.
+    """
 
     @tf.custom_gradient
     def fan_out(x):
@@ -100,7 +103,6 @@ def _fan_out(state, taken_by):
         return [tf.identity(x) for _ in range(len(taken_by) + 1)], grad
 
     return fan_out(state)
-
 
 
 def _routed_pick(takes, copies):
