@@ -13,29 +13,29 @@ def counts():
     return [k // 2 + 2 for k in range(NUM_READERS)]
 
 
-def chain(x0, x1, weights, read):
-    """States 0, 1 then one per reader pair, each a product of two reads; a loss over all."""
-    states = [x0, x1]
+def build(x0, x1, weights, add, read):
+    """States 0, 1, then one per reader pair, each a product of the pair's two reads."""
+    add(x0)
+    add(x1)
     for b in range(NUM_READERS // 2):
-        states.append(tf.tanh(read(2 * b, states) * weights[2 * b])
-                      * read(2 * b + 1, states) * weights[2 * b + 1])
-    return states
+        add(tf.tanh(read(2 * b) * weights[2 * b]) * read(2 * b + 1) * weights[2 * b + 1])
+
+
+def weighted_sum(states):
+    """A loss that reaches every state, each with its own weight."""
+    return tf.reduce_sum(tf.stack(states) * tf.range(1.0, len(states) + 1)[:, None, None])
 
 
 def routed_loss(choices, x0, x1, weights):
     routed = routing.RoutedStates(tf.unstack(choices), counts())
-    for x in (x0, x1):
-        routed.add(x)
-    for b in range(NUM_READERS // 2):
-        routed.add(tf.tanh(routed.read(2 * b) * weights[2 * b])
-                   * routed.read(2 * b + 1) * weights[2 * b + 1])
-    return tf.reduce_sum(tf.stack(routed.outputs) * tf.range(1.0, NUM_READERS // 2 + 3)[
-        :, None, None])
+    build(x0, x1, weights, routed.add, routed.read)
+    return weighted_sum(routed.outputs)
 
 
 def indexed_loss(choices, x0, x1, weights):
-    states = chain(x0, x1, weights, lambda k, states: states[choices[k]])
-    return tf.reduce_sum(tf.stack(states) * tf.range(1.0, NUM_READERS // 2 + 3)[:, None, None])
+    states = []
+    build(x0, x1, weights, states.append, lambda k: states[choices[k]])
+    return weighted_sum(states)
 
 
 def value_and_grads(loss_fn, choices, inputs):

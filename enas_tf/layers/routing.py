@@ -72,7 +72,7 @@ class RoutedStates:
 
     def add(self, state):
         readers = [k for k, count in enumerate(self._counts) if count > len(self._copies)]
-        if isinstance(self._takes[0], int):
+        if isinstance(self._takes[0], int) or not readers:
             copies = [state] * (len(readers) + 1)
         else:
             copies = _fan_out(state, [self._takes[k][len(self._copies)] for k in readers])
