@@ -6,8 +6,9 @@ The forward step is the paper's highway node, repeated for every node::
 
 Choices (previous node, activation) are Python ints for a fixed arc. In
 search mode they are scalar int32 tensors: read by value when executing
-eagerly, and inside a graph routed by ``Switch``/``Merge`` pairs, one bool
-per option (see ``routing``).
+eagerly; inside a graph a node's input is routed by ``Switch``/``Merge``
+pairs, one bool per option (see ``routing``), and its activation by
+``tf.switch_case``.
 
 ``unroll`` runs a static number of time steps with a hand-written backward
 pass. Autodiff would form each edge's weight gradient as T small
@@ -18,6 +19,8 @@ gradient is one ``[H, T*B] x [T*B, 2H]`` product, which runs near the
 machine's matmul ceiling. Tests check it, for fixed and routed arcs, against
 autodiff of ``step`` with the same arc fixed.
 """
+
+import functools
 
 import tensorflow as tf
 
@@ -42,16 +45,18 @@ def _apply(activation, x, with_slope):
 
 
 def _activate(choice, x, with_slope):
-    """(f(x),) or (f(x), f'(x)) of the chosen activation; only the chosen one runs."""
+    """(f(x),) or (f(x), f'(x)) of the chosen activation; only the chosen one runs.
+
+    A graph choice dispatches through ``tf.switch_case`` rather than
+    ``Switch``/``Merge`` pairs: with the routed picks around it, pairs here
+    cost the PTB forward ~9% more than the static cell when ops run
+    concurrently (none with one op at a time); the case costs nothing
+    (``bench/dispatch_overhead.py``).
+    """
     if isinstance(choice, int):
         return _apply(ACTIVATIONS[choice], x, with_slope)
-    # Each output is gated again: an output that does not depend on x (the
-    # identity's slope, a constant of ones) would otherwise be live on
-    # every branch and could win the merge.
-    outputs = [[routing.branch(taken, y)
-                for y in _apply(a, routing.branch(taken, x), with_slope)]
-               for taken, a in zip(choice, ACTIVATIONS)]
-    return tuple(routing.merge(list(parts)) for parts in zip(*outputs))
+    return tf.switch_case(choice, [functools.partial(_apply, a, x, with_slope)
+                                   for a in ACTIVATIONS])
 
 
 class Wiring:
@@ -64,7 +69,7 @@ class Wiring:
 
     def __init__(self, prevs, acts):
         self.prevs = [routing.options(p, node) for node, p in enumerate(prevs, start=1)]
-        self.acts = [routing.options(a, len(ACTIVATIONS)) for a in acts]
+        self.acts = [routing.index(a) for a in acts]
         self.fixed = isinstance(self.acts[0], int)
         if self.fixed:
             # readers[j]: the nodes that read node j.

@@ -17,15 +17,21 @@ makes one per state and adds them in).
 import tensorflow as tf
 
 
-def options(choice, count):
-    """An int choice; or, for a tensor in a graph, ``count`` bools (option k is taken).
+def index(choice):
+    """An int choice; an eager tensor's value; or, in a graph, the tensor itself.
 
     Eager tensors are read by value: there is no graph to route through.
     """
+    if isinstance(choice, int) or not tf.executing_eagerly():
+        return choice
+    return int(choice)
+
+
+def options(choice, count):
+    """An int choice; or, for a tensor in a graph, ``count`` bools (option k is taken)."""
+    choice = index(choice)
     if isinstance(choice, int):
         return choice
-    if tf.executing_eagerly():
-        return int(choice)
     return tf.unstack(tf.equal(choice, tf.range(count)))
 
 
