@@ -49,9 +49,9 @@ def _activate(choice, x, with_slope):
 
     A graph choice dispatches through ``tf.switch_case`` rather than
     ``Switch``/``Merge`` pairs: with the routed picks around it, pairs here
-    cost the PTB forward ~9% more than the static cell when ops run
-    concurrently (none with one op at a time); the case costs nothing
-    (``bench/dispatch_overhead.py``).
+    kept sibling nodes from running at once (a forward-only experiment:
+    1.085x the static cell, 0.99x with the case; the README's performance
+    section has it and ``bench/dispatch_overhead.py``'s figures).
     """
     if isinstance(choice, int):
         return _apply(ACTIVATIONS[choice], x, with_slope)
