@@ -50,19 +50,41 @@ class CandidateOpsTest:
         assert num_weights("avg_pool_3x3", filters=2 * C) == 3  # 1x1 conv + BN
         assert num_weights("sep_conv_5x5") == 8  # 2 x (depthwise, pointwise, BN)
 
-    def test_factorized_reduce_reads_both_offsets(self):
-        for size in (6, 5):
-            x = images(1, (B, size, size, C))
-            fr = candidate_ops.FactorizedReduce(6)
-            fr.build(x.shape)
-            w1, w2 = (k.numpy()[0, 0] for k in fr.kernels)
-            padded = np.pad(x, [(0, 0), (0, 1), (0, 1), (0, 0)])
-            concat = np.concatenate(
-                [x[:, ::2, ::2] @ w1, padded[:, 1::2, 1::2][:, :(size + 1) // 2,
-                                                            :(size + 1) // 2] @ w2], -1)
-            want = (concat - concat.mean((0, 1, 2))) / np.sqrt(concat.var((0, 1, 2)) + 1e-3)
-            got = fr(x, training=True).numpy()
-            np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3)
+    @pytest.mark.parametrize("filters,strides,size", [
+        (6, 2, (6, 6)), (6, 2, (5, 5)), (5, 2, (7, 4)), (1, 2, (6, 6)), (4, 3, (7, 9))])
+    def test_factorized_reduce_reads_both_offsets(self, filters, strides, size):
+        x = images(1, (B, *size, C))
+        fr = candidate_ops.FactorizedReduce(filters, strides=strides)
+        fr.build(x.shape)
+        padded = np.pad(x, [(0, 0), (0, strides), (0, strides), (0, 0)])
+        out_h, out_w = (-(-n // strides) for n in size)
+        paths = [padded[:, offset::strides, offset::strides][:, :out_h, :out_w]
+                 @ kernel.numpy()[0, 0] for offset, kernel in enumerate(fr.kernels)]
+        assert [p.shape[-1] for p in paths] == [filters - filters // 2, filters // 2][
+            :len(paths)] and len(paths) == (1 if filters == 1 else 2)
+        concat = np.concatenate(paths, -1)
+        want = (concat - concat.mean((0, 1, 2))) / np.sqrt(concat.var((0, 1, 2)) + 1e-3)
+        got = fr(x, training=True).numpy()
+        assert got.shape == fr.compute_output_shape(x.shape)
+        np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3)
+
+    @pytest.mark.parametrize("separable", [False, True])
+    @pytest.mark.parametrize("size", [6, 5])
+    def test_a_strided_1x1_conv_bn_equals_tfs_strided_convolution(self, separable, size):
+        # It subsamples and convolves with stride 1 (the strided kernel's
+        # filter gradient crashes oneDNN); the forward op itself is fine.
+        x = images(2, (B, size, size, C))
+        block = candidate_ops.ConvBn(3, 1, strides=2, separable=separable)
+        block.build(x.shape)
+        if separable:
+            conv = tf.nn.separable_conv2d(x, block.depthwise_kernel, block.pointwise_kernel,
+                                          (1, 2, 2, 1), "SAME").numpy()
+        else:
+            conv = tf.nn.conv2d(x, block.kernel, 2, "SAME").numpy()
+        want = (conv - conv.mean((0, 1, 2))) / np.sqrt(conv.var((0, 1, 2)) + 1e-3)
+        got = block(x, training=True).numpy()
+        assert got.shape == block.compute_output_shape(x.shape)
+        np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3)
 
     def test_pools_average_without_padding_and_keep_maxima(self):
         ones = np.ones((1, 4, 4, 1), np.float32)
