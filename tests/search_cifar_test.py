@@ -16,7 +16,8 @@ from enas_tf.models import cifar_child
 from enas_tf.search_space import known_arcs
 from enas_tf.search_space import macro
 from enas_tf.search_space import micro
-from ptb_cli import ROOT, read_arcs, read_summary
+from ptb_cli import ROOT, read_arcs, read_summary, run_binary
+from search_ptb_test import assert_names_the_arc_flags_and_the_quick_search
 
 BINARY = os.path.join(ROOT, "bin", "search_cifar")
 DATA_DIR = os.path.join(ROOT, "testdata", "cifar10")
@@ -219,6 +220,15 @@ class BadInputTest:
         last = result.stderr.strip().splitlines()[-1]
         assert message in last, result.stderr[-2000:]
         assert "Traceback" not in result.stderr
+        assert not output_dir.exists()
+
+    @pytest.mark.parametrize("space", sorted(SPACES))
+    def test_a_final_flag_file_without_an_arc_says_how_to_get_one(self, tmp_path, space):
+        output_dir = tmp_path / "out"
+        result = run_binary(BINARY, [f"--flagfile=flags/cifar10_{space}_final_quick.cfg",
+                                     f"--output_dir={output_dir}"], check=False)
+        assert_names_the_arc_flags_and_the_quick_search(result)
+        assert f"cifar10_{space}_search_quick" in result.stderr.strip().splitlines()[-1]
         assert not output_dir.exists()
 
     def test_corrupt_data_is_a_one_line_error(self, tmp_path, corrupt_data):

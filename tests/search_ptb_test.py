@@ -15,7 +15,7 @@ from enas_tf.data import ptb
 from enas_tf.export import saved_model
 from enas_tf.models import ptb_child
 from enas_tf.search_space import rnn
-from ptb_cli import BINARY, ROOT, TINY, read_arcs, read_summary, run
+from ptb_cli import BINARY, ROOT, TINY, read_arcs, read_summary, run, run_binary
 from saved_model_support import session_predict
 
 @pytest.fixture(scope="module")
@@ -180,6 +180,13 @@ class BadInputTest:
         assert "Traceback" not in result.stderr
         assert not output_dir.exists()
 
+    def test_a_final_flag_file_without_an_arc_says_how_to_get_one(self, tmp_path):
+        output_dir = tmp_path / "out"
+        result = run_binary(BINARY, ["--flagfile=flags/ptb_final_quick.cfg",
+                                     f"--output_dir={output_dir}"], check=False)
+        assert_names_the_arc_flags_and_the_quick_search(result)
+        assert not output_dir.exists()
+
     def test_a_second_run_on_a_live_output_dir_is_refused(self, tmp_path):
         output_dir = tmp_path / "run"
         first = subprocess.Popen([sys.executable, BINARY] + TINY + [
@@ -226,3 +233,14 @@ class BadInputTest:
         result = run([f"--output_dir={tmp_path}", "--child_rhn_dept=3"], check=False)
         assert result.returncode != 0
         assert "child_rhn_depth" in result.stderr
+
+
+def assert_names_the_arc_flags_and_the_quick_search(result):
+    """Exit 2, one line naming both arc flags and a search that writes an arc file."""
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert "--child_fixed_arc=" in last and "--child_fixed_arc_file=" in last, last
+    arc_file = last.split("such as the ")[1].split(" that ")[0]
+    flagfile = last.split("`")[1].split("--flagfile=")[1]
+    with open(os.path.join(ROOT, flagfile), encoding="utf-8") as f:
+        assert f"--output_dir={os.path.dirname(arc_file)}" in f.read().splitlines()

@@ -76,7 +76,9 @@ flags.DEFINE_enum("child_precision", "float32", precision.PRECISIONS,
 
 # The controller -------------------------------------------------------------
 flags.DEFINE_boolean("controller_training", True, "Train the controller (search). "
-                     "--nocontroller_training with --child_fixed_arc trains a fixed arc.")
+                     "--nocontroller_training trains the architecture of "
+                     "--child_fixed_arc or --child_fixed_arc_file from scratch; without "
+                     "one it is an error.")
 flags.DEFINE_integer("controller_train_every", 1, "Controller phase every N epochs.",
                      lower_bound=1)
 flags.DEFINE_integer("controller_train_steps", 100, "Controller updates per phase.",
@@ -159,14 +161,20 @@ def fixed_arc_text():
     return FLAGS.child_fixed_arc
 
 
-def check_mode(fixed_arc):
-    if fixed_arc is not None and FLAGS.controller_training:
+def check_mode(arc_text, quick_search, quick_arc_file):
+    """Search (the controller trains, no arc) or fixed-arc run (an arc, no controller).
+
+    A fixed-arc run without an arc names the binary's quick search
+    (``quick_search``, a command line) and the arc file it writes.
+    """
+    if arc_text is not None and FLAGS.controller_training:
         raise UsageError("a fixed arc trains without a controller: add "
                          "--nocontroller_training, or drop --child_fixed_arc to search")
-    if fixed_arc is None and not FLAGS.controller_training:
-        logging.warning("--nocontroller_training without a fixed arc: the shared "
-                        "weights train on arcs of the untrained controller (the paper's "
-                        "ablation)")
+    if arc_text is None and not FLAGS.controller_training:
+        raise UsageError(
+            "--nocontroller_training trains a fixed architecture, and none was given: pass "
+            "--child_fixed_arc=\"...\" or --child_fixed_arc_file=FILE, such as the "
+            f"{quick_arc_file} that `{quick_search}` writes")
 
 
 def write_flags_file(output_dir, modules):

@@ -199,15 +199,22 @@ def load_data(num_valid):
     return data
 
 
+def quick_search(space):
+    """The README's quick search of ``space`` and the arc file it writes."""
+    space = space if space in ("macro", "micro") else "micro"
+    return (f"bin/search_cifar --flagfile=flags/cifar10_{space}_search_quick.cfg",
+            f"runs/cifar10_{space}_search_quick/best_arc.txt")
+
+
 def search_cifar():
     """Parses flags into a config, then runs the search or the fixed training."""
     common.warn_ignored_flags()
     strategy = common.build_strategy()
     arc_text = common.fixed_arc_text()
+    common.check_mode(arc_text, *quick_search(FLAGS.search_for))
     config = config_from_flags(fixed=arc_text is not None)
     space = cifar_task.build_space(config)
     fixed_arc = None if arc_text is None else space.from_string(arc_text)
-    common.check_mode(fixed_arc)
     data = load_data(config.num_valid)
     run_dir.prepare(FLAGS.output_dir, FLAGS.reset_output_dir)
     modules = [common, sys.modules[__name__]]

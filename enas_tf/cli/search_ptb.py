@@ -19,6 +19,9 @@ from enas_tf.training import ptb_task
 from enas_tf.training import run_dir
 
 FLAGS = flags.FLAGS
+# The README's quick search and the arc it writes, named when a fixed run has no arc.
+QUICK_SEARCH = ("bin/search_ptb --flagfile=flags/ptb_search_quick.cfg",
+                "runs/ptb_search_quick/best_arc.txt")
 
 flags.DEFINE_integer("child_rhn_depth", 12, "Nodes of the recurrent cell (N).",
                      lower_bound=2)
@@ -88,10 +91,10 @@ def search_ptb():
     """Parses flags into a config, then runs the search or the fixed training."""
     common.warn_ignored_flags()
     strategy = common.build_strategy()
-    config = config_from_flags()
     arc_text = common.fixed_arc_text()
+    common.check_mode(arc_text, *QUICK_SEARCH)
+    config = config_from_flags()
     fixed_arc = None if arc_text is None else rnn.RnnSpace(config.num_nodes).from_string(arc_text)
-    common.check_mode(fixed_arc)
     data = ptb.load_ptb(FLAGS.data_path)
     run_dir.prepare(FLAGS.output_dir, FLAGS.reset_output_dir)
     modules = [common, sys.modules[__name__]]
