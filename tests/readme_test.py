@@ -20,7 +20,8 @@ import time
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# realpath: under `bazel test` this file is a symlink into the checkout.
+ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 BLOCK = re.compile(r"^<!-- tested(?:: (?P<mode>\w+))? -->\n```(?P<lang>\w*)\n(?P<code>.*?)^```",
                    re.S | re.M)
 SERVER_READY = "Exporting HTTP/REST API"

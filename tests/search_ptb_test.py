@@ -207,9 +207,9 @@ class BadInputTest:
     def test_checkpoint_of_another_model_is_refused_and_left_alone(self, tmp_path):
         output_dir = tmp_path / "run"
         run([f"--output_dir={output_dir}", "--num_epochs=1"])
-        def files():  # the lock file records whichever process last took it
-            return {p.name: p.read_bytes() for p in output_dir.iterdir()
-                    if p.is_file() and p.name != ".lock"}
+        def files():  # every file below it; the lock records whichever process last took it
+            return {str(p.relative_to(output_dir)): p.read_bytes()
+                    for p in output_dir.rglob("*") if p.is_file() and p.name != ".lock"}
         before = files()
         result = run([f"--output_dir={output_dir}", "--num_epochs=2",
                       "--child_lstm_hidden_size=16"], check=False)

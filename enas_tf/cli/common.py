@@ -161,20 +161,24 @@ def fixed_arc_text():
     return FLAGS.child_fixed_arc
 
 
-def check_mode(arc_text, quick_search, quick_arc_file):
-    """Search (the controller trains, no arc) or fixed-arc run (an arc, no controller).
+def require_arc_for_fixed_run(arc_text, quick_search, quick_arc_file):
+    """A fixed-arc run (--nocontroller_training) without an arc is an error.
 
-    A fixed-arc run without an arc names the binary's quick search
-    (``quick_search``, a command line) and the arc file it writes.
+    Checked before anything else reads the flags: it names the binary's
+    quick search (``quick_search``, a command line) and the arc file it writes.
     """
-    if arc_text is not None and FLAGS.controller_training:
-        raise UsageError("a fixed arc trains without a controller: add "
-                         "--nocontroller_training, or drop --child_fixed_arc to search")
     if arc_text is None and not FLAGS.controller_training:
         raise UsageError(
             "--nocontroller_training trains a fixed architecture, and none was given: pass "
             "--child_fixed_arc=\"...\" or --child_fixed_arc_file=FILE, such as the "
             f"{quick_arc_file} that `{quick_search}` writes")
+
+
+def check_mode(fixed_arc):
+    """A parsed fixed arc trains without a controller."""
+    if fixed_arc is not None and FLAGS.controller_training:
+        raise UsageError("a fixed arc trains without a controller: add "
+                         "--nocontroller_training, or drop --child_fixed_arc to search")
 
 
 def write_flags_file(output_dir, modules):

@@ -211,10 +211,11 @@ def search_cifar():
     common.warn_ignored_flags()
     strategy = common.build_strategy()
     arc_text = common.fixed_arc_text()
-    common.check_mode(arc_text, *quick_search(FLAGS.search_for))
+    common.require_arc_for_fixed_run(arc_text, *quick_search(FLAGS.search_for))
     config = config_from_flags(fixed=arc_text is not None)
     space = cifar_task.build_space(config)
     fixed_arc = None if arc_text is None else space.from_string(arc_text)
+    common.check_mode(fixed_arc)
     data = load_data(config.num_valid)
     run_dir.prepare(FLAGS.output_dir, FLAGS.reset_output_dir)
     modules = [common, sys.modules[__name__]]

@@ -92,9 +92,10 @@ def search_ptb():
     common.warn_ignored_flags()
     strategy = common.build_strategy()
     arc_text = common.fixed_arc_text()
-    common.check_mode(arc_text, *QUICK_SEARCH)
+    common.require_arc_for_fixed_run(arc_text, *QUICK_SEARCH)
     config = config_from_flags()
     fixed_arc = None if arc_text is None else rnn.RnnSpace(config.num_nodes).from_string(arc_text)
+    common.check_mode(fixed_arc)
     data = ptb.load_ptb(FLAGS.data_path)
     run_dir.prepare(FLAGS.output_dir, FLAGS.reset_output_dir)
     modules = [common, sys.modules[__name__]]

@@ -88,8 +88,7 @@ class SearchLoop:
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, os.path.join(output_dir, run_dir.CHECKPOINTS),
             max_to_keep=config.max_checkpoints)
-        self.writer = tf.summary.create_file_writer(
-            os.path.join(output_dir, run_dir.TENSORBOARD))
+        self._writer = None  # made on first use: restore() must find the directory untouched
         if self.mode == "search":
             self._sample_arc = tf.function(self._sample_arc_fn)
             self._score = tf.function(self._score_fn)
@@ -328,11 +327,14 @@ class SearchLoop:
         return traces
 
     def _write_scalars(self, metrics, prefix, step):
-        with self.writer.as_default(step=step):
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(
+                os.path.join(self.output_dir, run_dir.TENSORBOARD))
+        with self._writer.as_default(step=step):
             for name, value in metrics.items():
                 if value is not None and np.ndim(value) == 0:
                     tf.summary.scalar(f"{prefix}/{name}", float(value))
-        self.writer.flush()
+        self._writer.flush()
 
 
 class _TooManyBadSteps(Exception):
