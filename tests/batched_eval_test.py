@@ -20,6 +20,8 @@ from enas_tf.training import ptb_task
 from enas_tf.training import search
 from ptb_cli import read_arcs, read_summary, run
 
+pytestmark = pytest.mark.slow  # whole searches, batched and not
+
 ROOT = os.path.join(os.path.dirname(__file__), "..", "testdata")
 K = 3
 

@@ -7,11 +7,14 @@ import subprocess
 import sys
 import time
 
+import pytest
 import tensorflow as tf
 
 from enas_tf.export import saved_model
 from enas_tf.search_space import rnn
 from ptb_cli import BINARY, ROOT, TINY, read_summary
+
+pytestmark = pytest.mark.slow  # runs killed with SIGKILL and resumed, in subprocesses
 
 EPOCHS = 4
 

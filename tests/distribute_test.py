@@ -15,6 +15,8 @@ import pytest
 
 import ptb_cli
 
+pytestmark = pytest.mark.slow  # mirrored runs and two-worker clusters in subprocesses
+
 SUPPORT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "distribute_support.py")
 TIMEOUT = 300
 

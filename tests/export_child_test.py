@@ -12,6 +12,8 @@ from saved_model_support import (assert_same_outputs, export_child, images, sess
 from search_cifar_test import FIXED, SPACES, run as run_cifar
 from serving_support import reference
 
+pytestmark = pytest.mark.slow  # runs and export_child in subprocesses
+
 PTB_ARC = "1 0 0 1 3 0 2"
 MACRO_ARC = "0 1 1 2 0 1"
 

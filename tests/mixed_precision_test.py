@@ -224,6 +224,7 @@ class ExportTest:
                                    atol=1e-2)
 
 
+@pytest.mark.slow  # the binaries, in subprocesses
 class BinaryTest:
 
     def test_a_mixed_search_records_its_precision(self, tmp_path):

@@ -20,6 +20,8 @@ import time
 
 import pytest
 
+pytestmark = pytest.mark.slow  # runs the README's commands: a pip install, seven runs, a server
+
 # realpath: under `bazel test` this file is a symlink into the checkout.
 ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 BLOCK = re.compile(r"^<!-- tested(?:: (?P<mode>\w+))? -->\n```(?P<lang>\w*)\n(?P<code>.*?)^```",

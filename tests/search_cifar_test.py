@@ -19,6 +19,8 @@ from enas_tf.search_space import micro
 from ptb_cli import ROOT, read_arcs, read_summary, run_binary
 from search_ptb_test import assert_names_the_arc_flags_and_the_quick_search
 
+pytestmark = pytest.mark.slow  # bin/search_cifar end to end, in subprocesses
+
 BINARY = os.path.join(ROOT, "bin", "search_cifar")
 DATA_DIR = os.path.join(ROOT, "testdata", "cifar10")
 TINY = [f"--data_path={DATA_DIR}", "--batch_size=8", "--eval_batch_size=50", "--child_steps_per_epoch=4", "--controller_train_steps=2",

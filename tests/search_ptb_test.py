@@ -18,6 +18,8 @@ from enas_tf.search_space import rnn
 from ptb_cli import BINARY, ROOT, TINY, read_arcs, read_summary, run, run_binary
 from saved_model_support import session_predict
 
+pytestmark = pytest.mark.slow  # bin/search_ptb end to end, in subprocesses
+
 @pytest.fixture(scope="module")
 def search_dir(tmp_path_factory):
     output_dir = str(tmp_path_factory.mktemp("search"))

@@ -20,6 +20,8 @@ from concurrent import futures
 
 import pytest
 
+pytestmark = pytest.mark.slow  # hundreds of compiled blocks in subprocesses
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER = os.path.join(HERE, "shape_sweep_support.py")
 POLICIES = ("float32", "mixed_bfloat16")

@@ -24,6 +24,8 @@ from saved_model_support import assert_same_outputs, export_child, images, token
 from search_cifar_test import SPACES, run as run_cifar
 from serving_support import reference, serving
 
+pytestmark = pytest.mark.slow  # searches and export_child runs in subprocesses
+
 PTB_ARCS = ("1 0 0 1 3 0 2", "2 0 1 0 0 2 3")
 MACRO_ARCS = ("0 1 1 2 0 1", "3 4 0 5 1 0")
 
