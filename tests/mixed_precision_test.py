@@ -136,7 +136,9 @@ class TrainingTest:
             loss, _, _, finite = task._train_step(images, labels, arc)
             assert loss.dtype == tf.float32 and bool(finite)
             losses.append(float(loss))
-        assert losses[-1] < 0.5 * losses[0]
+        # bfloat16 with threads differs run to run: 13 runs on a Zen 5 CPU
+        # ended at 0.14-0.57 of the first loss (one CI run 0.53); untrained ~1.
+        assert losses[-1] < 0.7 * losses[0]
         assert {v.dtype for v in statistics} == {"float32"}
         assert any(not np.array_equal(v.numpy(), b) for v, b in zip(statistics, before))
 
