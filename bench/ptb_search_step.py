@@ -27,11 +27,12 @@ from absl import flags
 
 import harness
 import machine_limit
-from enas_tf.cli import common
-from enas_tf.controller import rnn_controller
+# Defines the flags this benchmark reads (data_path, batch_size, child_precision).
+from enas_tf.cli import common  # pylint: disable=unused-import
 from enas_tf.data import ptb
 from enas_tf.models import ptb_child
 from enas_tf.training import ptb_task
+from enas_tf.training import run_config
 
 flags.DEFINE_integer("hidden_size", 1000, "Hidden = embedding size.")
 flags.DEFINE_integer("num_nodes", 12, "Cell nodes.")
@@ -61,9 +62,7 @@ def main(argv):
         precision=FLAGS.child_precision)
     rng = tf.random.Generator.from_seed(0)
     task = ptb_task.PtbTask(config, data, rng)
-    controller = rnn_controller.RnnController(
-        FLAGS.num_nodes, lstm_size=100, tanh_constant=2.5, temperature=5.0)
-    reinforce = common.build_reinforce(controller)
+    controller, reinforce = run_config.build_controller("ptb", config)
     sample = tf.function(lambda: controller.sample(rng.make_seeds(1)[:, 0]).arc)
     score = tf.function(lambda batch: reinforce.score(
         rng.make_seeds(1)[:, 0], lambda arc: task.reward(arc, batch)))

@@ -1,8 +1,10 @@
 """The search pieces the benchmarks run, built as bin/search_ptb and bin/search_cifar build them.
 
-Sizes are arguments; the other child and controller settings are the
-paper runs' (flags/ptb_search.cfg, flags/cifar10_{macro,micro}_search.cfg),
-so a benchmark times the steps a user's search runs. The compiled steps
+Sizes are arguments; the other child settings are the paper runs'
+(flags/ptb_search.cfg, flags/cifar10_{macro,micro}_search.cfg) and the
+controllers are the library's with each family's official settings
+(``run_config.controller_defaults``), so a benchmark times the steps a
+user's search runs. The compiled steps
 are the search loop's own, taken from a ``SearchLoop`` over a scratch
 directory.
 """
@@ -11,15 +13,12 @@ import keras
 import tensorflow as tf
 from absl import flags
 
-from enas_tf.cli import common
-from enas_tf.controller import macro_controller
-from enas_tf.controller import micro_controller
-from enas_tf.controller import rnn_controller
 from enas_tf.models import ptb_child
 from enas_tf.search_space import macro
 from enas_tf.search_space import micro
 from enas_tf.training import cifar_task
 from enas_tf.training import ptb_task
+from enas_tf.training import run_config
 from enas_tf.training import search
 
 # The paper's search sizes and the settings that differ between the spaces
@@ -29,10 +28,8 @@ CIFAR_PAPER = {
     "micro": {"num_layers": 6, "out_filters": 20, "batch_size": 160},
 }
 _CIFAR_SPACE = {
-    "macro": {"num_branches": len(macro.OPS), "use_aux_heads": False, "l2_reg": 2.5e-4,
-              "controller": {"tanh_constant": 1.5}},
-    "micro": {"num_branches": len(micro.OPS), "use_aux_heads": True, "l2_reg": 1e-4,
-              "controller": {"tanh_constant": 1.1, "op_tanh_reduce": 2.5}},
+    "macro": {"num_branches": len(macro.OPS), "use_aux_heads": False, "l2_reg": 2.5e-4},
+    "micro": {"num_branches": len(micro.OPS), "use_aux_heads": True, "l2_reg": 1e-4},
 }
 _SEARCH_VALID_IMAGES = 5000
 PTB_KEEP_PROBS = ptb_child.KeepProbs(0.75, 0.25, 0.75, 0.25)  # flags/ptb_search.cfg
@@ -60,9 +57,8 @@ def ptb_config(hidden_size, num_nodes, batch_size, bptt):
 
 
 def ptb_controller(num_nodes):
-    controller = rnn_controller.RnnController(
-        num_nodes, lstm_size=100, tanh_constant=2.5, temperature=5.0)
-    return controller, common.build_reinforce(controller)
+    """The PTB controller and its REINFORCE trainer, with the paper's settings."""
+    return run_config.build_controller("ptb", ptb_task.PtbConfig(num_nodes=num_nodes))
 
 
 def cifar_config(space, num_layers, out_filters, batch_size, num_images,
@@ -82,13 +78,8 @@ def cifar_config(space, num_layers, out_filters, batch_size, num_images,
 
 
 def cifar_controller(config):
-    kwargs = dict(_CIFAR_SPACE[config.space]["controller"], lstm_size=64, temperature=None)
-    if config.space == "macro":
-        controller = macro_controller.MacroController(
-            config.num_layers, config.num_branches, skip_target=0.4, **kwargs)
-        return controller, common.build_reinforce(controller, penalty_weight=0.8)
-    controller = micro_controller.MicroController(config.num_cells, **kwargs)
-    return controller, common.build_reinforce(controller)
+    """The space's controller and its REINFORCE trainer, with the official settings."""
+    return run_config.build_controller(config.space, config)
 
 
 def search_loop(task, controller, reinforce, rng, output_dir):

@@ -16,10 +16,11 @@ import tensorflow as tf
 from absl import flags
 from absl import logging
 
-from enas_tf.controller import reinforce
 from enas_tf.search_space import arcs
 from enas_tf.training import distribute
+from enas_tf.training import errors
 from enas_tf.training import precision
+from enas_tf.training import run_config as run_config_lib
 from enas_tf.training import run_dir
 from enas_tf.training import search
 
@@ -141,6 +142,21 @@ class UsageError(ValueError):
     """A flag combination that cannot run; the message is one line."""
 
 
+# The flags behind the parameters that library errors name (errors.NamesParameters).
+_FLAG_NAMES = {"strategy": "--distribution_strategy", "num_cpu_devices": "--num_cpu_devices",
+               "batch_size": "--batch_size", "output_dir": "--output_dir",
+               "reset_output_dir": "--reset_output_dir",
+               "controller_batch_arcs": "--controller_batch_arcs",
+               "controller_num_aggregate": "--controller_num_aggregate"}
+
+
+def _worded(error):
+    """A library error's message, naming this binary's flags."""
+    if isinstance(error, errors.NamesParameters):
+        return error.worded(_FLAG_NAMES)
+    return str(error)
+
+
 def warn_ignored_flags():
     for name in _IGNORED_FLAGS:
         if FLAGS[name].present:
@@ -175,7 +191,7 @@ def require_arc_for_fixed_run(arc_text, quick_search, quick_arc_file):
 
 
 def check_mode(fixed_arc):
-    """A parsed fixed arc trains without a controller."""
+    """A fixed arc (already parsed and checked) trains without a controller."""
     if fixed_arc is not None and FLAGS.controller_training:
         raise UsageError("a fixed arc trains without a controller: add "
                          "--nocontroller_training, or drop --child_fixed_arc to search")
@@ -198,19 +214,62 @@ def effective_flags(modules):
             for flag in by_module.get(module.__name__, [])}
 
 
-def run_search(task, rng, controller, reinforce, model_name, space_name, modules,
-               write_task_files=None):
+def run_config(family, task_config, arc_text, data, modules, output_dir, chief=True,
+               **controller_settings):
+    """The flags' run as a RunConfig; ``controller_settings`` are the family's own
+    controller flags. A worker other than the ``chief`` exports below its own
+    ``output_dir`` (a temporary one), never to --export_dir.
+    """
+    space = run_config_lib.build_space(family, task_config)
+    fixed_arc = None if arc_text is None else space.to_string(space.from_string(arc_text))
+    try:
+        loop = search.LoopConfig(
+            num_epochs=FLAGS.num_epochs,
+            controller_training=FLAGS.controller_training,
+            controller_train_every=FLAGS.controller_train_every,
+            controller_train_steps=FLAGS.controller_train_steps,
+            controller_num_aggregate=FLAGS.controller_num_aggregate,
+            controller_batch_arcs=FLAGS.controller_batch_arcs,
+            eval_every_epochs=FLAGS.eval_every_epochs,
+            derive_num_samples=FLAGS.derive_num_samples,
+            derive_num_batches=FLAGS.derive_num_batches,
+            log_every=FLAGS.log_every,
+            max_checkpoints=FLAGS.max_checkpoints,
+            max_consecutive_bad_steps=FLAGS.max_consecutive_bad_steps,
+            rollback_lr_factor=FLAGS.rollback_lr_factor,
+            export_dir=(chief and FLAGS.export_dir) or os.path.join(output_dir, "export"),
+            model_name=FLAGS.model_name or run_config_lib.default_model_name(family),
+            verbose=FLAGS.verbose)
+    except ValueError as e:
+        raise UsageError(_worded(e)) from None
+    controller = run_config_lib.ControllerConfig(
+        lstm_size=FLAGS.controller_lstm_size, tanh_constant=FLAGS.controller_tanh_constant,
+        temperature=FLAGS.controller_temperature, lr=FLAGS.controller_lr,
+        entropy_weight=FLAGS.controller_entropy_weight,
+        baseline_decay=FLAGS.controller_bl_dec, **controller_settings)
+    return run_config_lib.RunConfig(
+        family=family, task=task_config, loop=loop, controller=controller, data=data,
+        seed=FLAGS.seed, strategy=FLAGS.distribution_strategy,
+        num_cpu_devices=FLAGS.num_cpu_devices, fixed_arc=fixed_arc, output_dir=output_dir,
+        flags=effective_flags(modules))
+
+
+def run_search(run, task, rng, output_dir, modules, write_task_files=None):
     """Both binaries' shared end: the loop, its files, the run, the printed results.
 
     ``write_task_files`` writes the task's own run files (PTB: vocab.txt)
     once a checkpoint of another model has been refused.
     """
+    controller = reinforce = None
+    if run.fixed_arc is None:
+        controller, reinforce = run_config_lib.build_controller(
+            run.family, run.task, run.controller)
     loop = search.SearchLoop(
-        task, loop_config(model_name), FLAGS.output_dir, rng,
-        controller=controller, reinforce=reinforce,
-        run_metadata={"space": space_name, "flags": effective_flags(modules)})
+        task, run.loop, output_dir, rng, controller=controller, reinforce=reinforce,
+        run_metadata={"space": run.family, "flags": run.flags})
     loop.restore()  # a checkpoint of another model fails before anything is written
-    write_flags_file(FLAGS.output_dir, modules)
+    write_flags_file(output_dir, modules)
+    run_config_lib.save(run, output_dir)
     if write_task_files:
         write_task_files()
     summary = loop.run()
@@ -219,44 +278,6 @@ def run_search(task, rng, controller, reinforce, model_name, space_name, modules
                  valid, summary.get(valid), test, summary.get(test))
     print_results(summary, ("best_reward", valid, test, "num_params", "export_path"))
     return summary
-
-
-def loop_config(default_model_name):
-    try:
-        return _loop_config(default_model_name)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-
-
-def _loop_config(default_model_name):
-    return search.LoopConfig(
-        num_epochs=FLAGS.num_epochs,
-        controller_training=FLAGS.controller_training,
-        controller_train_every=FLAGS.controller_train_every,
-        controller_train_steps=FLAGS.controller_train_steps,
-        controller_num_aggregate=FLAGS.controller_num_aggregate,
-        controller_batch_arcs=FLAGS.controller_batch_arcs,
-        eval_every_epochs=FLAGS.eval_every_epochs,
-        derive_num_samples=FLAGS.derive_num_samples,
-        derive_num_batches=FLAGS.derive_num_batches,
-        log_every=FLAGS.log_every,
-        max_checkpoints=FLAGS.max_checkpoints,
-        max_consecutive_bad_steps=FLAGS.max_consecutive_bad_steps,
-        rollback_lr_factor=FLAGS.rollback_lr_factor,
-        export_dir=FLAGS.export_dir or os.path.join(FLAGS.output_dir, "export"),
-        model_name=FLAGS.model_name or default_model_name,
-        verbose=FLAGS.verbose)
-
-
-def build_reinforce(controller, penalty_weight=0.0):
-    """REINFORCE with the official Adam settings (beta1 0, epsilon 1e-3).
-
-    ``penalty_weight`` weighs the controller's sample penalty (the macro skip KL).
-    """
-    optimizer = keras.optimizers.Adam(FLAGS.controller_lr, beta_1=0.0, epsilon=1e-3)
-    return reinforce.Reinforce(
-        controller, optimizer, baseline_decay=FLAGS.controller_bl_dec,
-        entropy_weight=FLAGS.controller_entropy_weight, penalty_weight=penalty_weight)
 
 
 def print_results(summary, keys):
@@ -268,28 +289,29 @@ def print_results(summary, keys):
 
 
 def build_strategy():
-    """The flags' tf.distribute strategy; call it before TensorFlow runs anything.
+    """The flags' tf.distribute strategy and this process's output directory;
+    call it before TensorFlow runs anything.
 
-    A worker other than the chief points --output_dir (and the export) at a
-    temporary directory, removed at exit: it saves like the chief, as
-    multi-worker checkpointing needs, but only the chief's files are kept.
+    A worker other than the chief writes to a temporary directory, removed
+    at exit: it saves like the chief, as multi-worker checkpointing needs,
+    but only the chief's files are kept.
     """
     strategy = distribute.build_strategy(FLAGS.distribution_strategy, FLAGS.num_cpu_devices)
-    if not distribute.is_chief(strategy):
-        FLAGS.output_dir = distribute.worker_output_dir(strategy, FLAGS.output_dir)
-        FLAGS.export_dir = None
-        atexit.register(shutil.rmtree, FLAGS.output_dir, ignore_errors=True)
-    return strategy
+    output_dir = distribute.worker_output_dir(strategy, FLAGS.output_dir)
+    if output_dir != FLAGS.output_dir:
+        atexit.register(shutil.rmtree, output_dir, ignore_errors=True)
+    return strategy, output_dir
 
 
-def seed_everything():
+def seed_everything(seed):
     """Seeds weight init; returns the checkpointed generator for everything else."""
-    keras.utils.set_random_seed(FLAGS.seed)
-    return tf.random.Generator.from_seed(FLAGS.seed)
+    keras.utils.set_random_seed(seed)
+    return tf.random.Generator.from_seed(seed)
 
 
 def exit_on_user_error(fn, user_errors=()):
-    """Runs ``fn``; bad input ends the process with its one-line message."""
+    """Runs ``fn``; bad input ends the process with its one-line message
+    (library errors worded with the flags behind their parameters)."""
     try:
         return fn()
     except (UsageError, arcs.ArcError, run_dir.OutputDirBusyError,
@@ -297,5 +319,5 @@ def exit_on_user_error(fn, user_errors=()):
             distribute.DistributionError) + tuple(user_errors) as e:
         # Teardown warnings (e.g. of a refused checkpoint) must not follow the error.
         tf.get_logger().setLevel("ERROR")
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {_worded(e)}", file=sys.stderr)
         sys.exit(2)

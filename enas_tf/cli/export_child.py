@@ -5,13 +5,15 @@ Search run:  bin/export_child --output_dir=runs/ptb_search_quick   (its best_arc
              or --child_fixed_arc / --child_fixed_arc_file)
 Supernet:    bin/export_child --output_dir=runs/ptb_search_quick --supernet
 
-The task is rebuilt from the run's own flags.cfg (PTB or CIFAR-10 macro or
+The task is rebuilt from the run's config.json (PTB or CIFAR-10 macro or
 micro), its latest checkpoint restored, and the task's export code writes
 the next version under <export_dir>/<model_name>/. Only --output_dir,
 --export_dir, --model_name, the arc flags and the data location come from
-this command line.
+this command line. Runs written before config.json existed are rebuilt
+from their flags.cfg.
 """
 
+import dataclasses
 import os
 
 import tensorflow as tf
@@ -23,9 +25,7 @@ from enas_tf.cli import search_cifar
 from enas_tf.cli import search_ptb
 from enas_tf.data import cifar10
 from enas_tf.data import ptb
-from enas_tf.search_space import rnn
-from enas_tf.training import cifar_task
-from enas_tf.training import ptb_task
+from enas_tf.training import run_config
 from enas_tf.training import run_dir
 
 FLAGS = flags.FLAGS
@@ -33,7 +33,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_boolean("supernet", False, "Export a search run's shared-weight model with "
                      "the arc as a second signature input, answering for every arc.")
 
-# Taken from this command line; every other flag comes from the run's flags.cfg.
+# Taken from this command line; everything else comes from the run's config.json
+# (or flags.cfg).
 _OWN_FLAGS = ("output_dir", "export_dir", "model_name", "child_fixed_arc",
               "child_fixed_arc_file", "data_path", "tfds_data_dir")
 
@@ -45,7 +46,8 @@ def _check_run_dir(output_dir):
                                 "bin/search_ptb or bin/search_cifar")
     if not os.path.isdir(output_dir):
         raise common.UsageError(f"--output_dir={output_dir} does not exist")
-    if not os.path.isfile(os.path.join(output_dir, run_dir.FLAGS)):
+    if not any(os.path.isfile(os.path.join(output_dir, name))
+               for name in (run_dir.CONFIG, run_dir.FLAGS)):
         raise common.UsageError(f"--output_dir={output_dir} has no {run_dir.FLAGS}: not a "
                                 "run of bin/search_ptb or bin/search_cifar")
     checkpoint = tf.train.latest_checkpoint(os.path.join(output_dir, run_dir.CHECKPOINTS))
@@ -55,10 +57,31 @@ def _check_run_dir(output_dir):
     return checkpoint
 
 
-def _load_run_flags(output_dir):
-    """Sets FLAGS to the run's flags.cfg, keeping this command line's own flags.
+def _load_run(output_dir):
+    """The run's RunConfig, with this command line's own flags applied, and the
+    file it came from (config.json, or flags.cfg for an older run)."""
+    if not os.path.isfile(os.path.join(output_dir, run_dir.CONFIG)):
+        return _run_from_flags_file(output_dir), run_dir.FLAGS
+    run = run_config.load(output_dir)
+    given = {name: FLAGS[name].value for name in _OWN_FLAGS if FLAGS[name].present}
+    data = run.data
+    if "data_path" in given:
+        data = dataclasses.replace(data, path=given["data_path"])
+    if "tfds_data_dir" in given:
+        data = dataclasses.replace(data, tfds_data_dir=given["tfds_data_dir"])
+    loop = dataclasses.replace(run.loop, export_dir=given.get("export_dir", run.loop.export_dir),
+                               model_name=given.get("model_name", run.loop.model_name))
+    flags_used = dict(run.flags or {})
+    flags_used.update((name, value) for name, value in given.items() if name in flags_used)
+    return dataclasses.replace(run, data=data, loop=loop, flags=flags_used), run_dir.CONFIG
 
-    Returns the run's arc text (a fixed-arc run) or None (a search).
+
+def _run_from_flags_file(output_dir):
+    """The RunConfig of a run written before config.json: its flags.cfg re-parsed
+    into FLAGS (keeping this command line's own flags), read as the binary reads them.
+
+    It stays because runs (and their checkpoints) written by earlier
+    versions have only flags.cfg, and must export as they always did.
     """
     given = {name: FLAGS[name].value for name in _OWN_FLAGS if FLAGS[name].present}
     for name in _OWN_FLAGS:
@@ -78,7 +101,8 @@ def _load_run_flags(output_dir):
         FLAGS[name].unparse()  # from here on, the arc asked for on this command line
     for name, value in given.items():
         FLAGS[name].value = value
-    return run_arc
+    binary = search_cifar if FLAGS.search_for in ("macro", "micro") else search_ptb
+    return binary.run_config_from_flags(run_arc, output_dir)
 
 
 def _requested_arc(output_dir, space, run_arc):
@@ -110,37 +134,20 @@ def _requested_arc(output_dir, space, run_arc):
     return space.from_string(arc_text)
 
 
-def _ptb_run(output_dir, fixed):
-    """(space, task builder, space name, default model name, binary) of a PTB run."""
-    del fixed  # the PTB config is the same for searches and fixed runs
-    config = search_ptb.config_from_flags()
-
-    def build(run_arc, rng):
-        data = ptb.load_ptb(FLAGS.data_path)
-        vocab_path = os.path.join(output_dir, "vocab.txt")
-        if (os.path.isfile(vocab_path)
-                and ptb.Vocabulary.load(vocab_path).words != data.vocab.words):
-            raise common.UsageError(f"--data_path={FLAGS.data_path} gives another "
-                                    f"vocabulary than the run's {vocab_path}")
-        return ptb_task.PtbTask(config, data, rng, fixed_arc=run_arc)
-
-    return rnn.RnnSpace(config.num_nodes), build, "ptb", "enas_ptb", search_ptb
+def _load_data(run, output_dir):
+    """The run's data set; for PTB, with the vocabulary the run trained on."""
+    if run.family != "ptb":
+        return search_cifar.load_data(run)
+    data = run_config.load_data(run)
+    vocab_path = os.path.join(output_dir, "vocab.txt")
+    if (os.path.isfile(vocab_path)
+            and ptb.Vocabulary.load(vocab_path).words != data.vocab.words):
+        raise common.UsageError(f"--data_path={run.data.path} gives another "
+                                f"vocabulary than the run's {vocab_path}")
+    return data
 
 
-def _cifar_run(output_dir, fixed):
-    """(space, task builder, space name, default model name, binary) of a CIFAR run."""
-    del output_dir  # the data path alone gives the CIFAR data
-    config = search_cifar.config_from_flags(fixed=fixed)
-
-    def build(run_arc, rng):
-        data = search_cifar.load_data(config.num_valid)
-        return cifar_task.CifarTask(config, data, rng, fixed_arc=run_arc)
-
-    return (cifar_task.build_space(config), build, config.space,
-            f"enas_cifar10_{config.space}", search_cifar)
-
-
-def _restore(task, checkpoint):
+def _restore(task, checkpoint, source):
     """Restores the child's weights (and batch-norm statistics) only."""
     try:
         status = tf.train.Checkpoint(model=task.model).restore(checkpoint).expect_partial()
@@ -148,31 +155,27 @@ def _restore(task, checkpoint):
     except (AssertionError, ValueError, tf.errors.OpError) as e:
         reason = " ".join(str(e).split())[:300]
         raise common.UsageError(f"{checkpoint} does not hold the model of the run's "
-                                f"{run_dir.FLAGS} ({reason})") from None
+                                f"{source} ({reason})") from None
 
 
 def export_child():
     """Rebuilds the run's task, restores its checkpoint and exports; returns the path."""
     output_dir = FLAGS.output_dir
-    name_given = FLAGS["model_name"].present
     checkpoint = _check_run_dir(output_dir)
-    run_arc = _load_run_flags(output_dir)
-    describe_run = _cifar_run if FLAGS.search_for in ("macro", "micro") else _ptb_run
-    space, build_task, space_name, default_name, run_module = describe_run(
-        output_dir, fixed=run_arc is not None)
-    run_arc = None if run_arc is None else space.from_string(run_arc)
-    arc = _requested_arc(output_dir, space, run_arc)
-    task = build_task(run_arc, tf.random.Generator.from_seed(FLAGS.seed))
-    _restore(task, checkpoint)
-    model_name = FLAGS.model_name or default_name
-    if FLAGS.supernet and not name_given:
+    run, source = _load_run(output_dir)
+    arc = _requested_arc(output_dir, run.space(), run.arc())
+    task = run_config.build_task(run, _load_data(run, output_dir),
+                                 tf.random.Generator.from_seed(run.seed))
+    _restore(task, checkpoint, source)
+    model_name = run.loop.model_name
+    if FLAGS.supernet and not FLAGS["model_name"].present:
         model_name += "_supernet"  # never a new version of the run's fixed child
     exported = arc if arc is not None else task.fixed_arc
-    metadata = {"space": space_name, "flags": common.effective_flags([common, run_module]),
+    metadata = {"space": run.family, "flags": run.flags,
                 "arc": None if exported is None else task.space.to_string(exported),
                 "checkpoint": checkpoint}
-    path = task.export(FLAGS.export_dir or os.path.join(output_dir, "export"), model_name,
-                       metadata, arc=arc, supernet=FLAGS.supernet)
+    path = task.export(run.loop.export_dir, model_name, metadata, arc=arc,
+                       supernet=FLAGS.supernet)
     print(f"arc: {metadata['arc'] or 'any (supernet: the arc is an input)'}")
     print(f"export_path: {path}")
     return path
@@ -181,8 +184,8 @@ def export_child():
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    common.exit_on_user_error(export_child,
-                              user_errors=(ptb.PtbDataError, cifar10.CifarDataError))
+    common.exit_on_user_error(export_child, user_errors=(
+        ptb.PtbDataError, cifar10.CifarDataError, run_config.RunConfigError))
 
 
 def run():

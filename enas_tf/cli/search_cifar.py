@@ -13,12 +13,12 @@ from absl import flags
 from absl import logging
 
 from enas_tf.cli import common
-from enas_tf.controller import macro_controller
-from enas_tf.controller import micro_controller
 from enas_tf.data import cifar10
 from enas_tf.search_space import macro
 from enas_tf.search_space import micro
 from enas_tf.training import cifar_task
+from enas_tf.training import distribute
+from enas_tf.training import run_config
 from enas_tf.training import run_dir
 
 FLAGS = flags.FLAGS
@@ -173,30 +173,25 @@ def config_from_flags(fixed):
         precision=FLAGS.child_precision)
 
 
-def build_controller(config):
-    """The space's controller and its REINFORCE trainer."""
-    common_args = dict(lstm_size=FLAGS.controller_lstm_size,
-                       tanh_constant=FLAGS.controller_tanh_constant,
-                       temperature=FLAGS.controller_temperature)
-    if config.space == "macro":
-        controller = macro_controller.MacroController(
-            config.num_layers, config.num_branches,
-            skip_target=FLAGS.controller_skip_target, **common_args)
-        return controller, common.build_reinforce(
-            controller, penalty_weight=FLAGS.controller_skip_weight)
-    controller = micro_controller.MicroController(
-        config.num_cells, op_tanh_reduce=FLAGS.controller_op_tanh_reduce, **common_args)
-    return controller, common.build_reinforce(controller)
-
-
-def load_data(num_valid):
-    data = cifar10.load_cifar10(FLAGS.data_path, FLAGS.data_source,
-                                tfds_data_dir=FLAGS.tfds_data_dir)
+def load_data(run):
+    data = run_config.load_data(run)
     count = len(data.train_labels)
-    if num_valid >= count:
-        raise common.UsageError(f"--num_valid_images={num_valid} leaves no training "
+    if run.task.num_valid >= count:
+        raise common.UsageError(f"--num_valid_images={run.task.num_valid} leaves no training "
                                 f"images of the {count} in the data")
     return data
+
+
+def run_config_from_flags(arc_text, output_dir, chief=True):
+    """The run the flags describe, with ``arc_text`` its fixed arc (None: a search)."""
+    config = config_from_flags(fixed=arc_text is not None)
+    return common.run_config(
+        config.space, config, arc_text,
+        run_config.DataConfig(path=FLAGS.data_path, source=FLAGS.data_source,
+                              tfds_data_dir=FLAGS.tfds_data_dir),
+        [common, sys.modules[__name__]], output_dir, chief,
+        op_tanh_reduce=FLAGS.controller_op_tanh_reduce,
+        skip_target=FLAGS.controller_skip_target, skip_weight=FLAGS.controller_skip_weight)
 
 
 def quick_search(space):
@@ -207,26 +202,18 @@ def quick_search(space):
 
 
 def search_cifar():
-    """Parses flags into a config, then runs the search or the fixed training."""
+    """Parses flags into a run config, then runs the search or the fixed training."""
     common.warn_ignored_flags()
-    strategy = common.build_strategy()
+    strategy, output_dir = common.build_strategy()
     arc_text = common.fixed_arc_text()
     common.require_arc_for_fixed_run(arc_text, *quick_search(FLAGS.search_for))
-    config = config_from_flags(fixed=arc_text is not None)
-    space = cifar_task.build_space(config)
-    fixed_arc = None if arc_text is None else space.from_string(arc_text)
-    common.check_mode(fixed_arc)
-    data = load_data(config.num_valid)
-    run_dir.prepare(FLAGS.output_dir, FLAGS.reset_output_dir)
-    modules = [common, sys.modules[__name__]]
-    rng = common.seed_everything()
-    task = cifar_task.CifarTask(config, data, rng, fixed_arc=fixed_arc,
-                                strategy=strategy)
-    controller = reinforce = None
-    if fixed_arc is None:
-        controller, reinforce = build_controller(config)
-    return common.run_search(task, rng, controller, reinforce,
-                             f"enas_cifar10_{config.space}", config.space, modules)
+    run = run_config_from_flags(arc_text, output_dir, distribute.is_chief(strategy))
+    common.check_mode(run.fixed_arc)
+    data = load_data(run)
+    run_dir.prepare(output_dir, FLAGS.reset_output_dir)
+    rng = common.seed_everything(run.seed)
+    task = run_config.build_task(run, data, rng, strategy)
+    return common.run_search(run, task, rng, output_dir, [common, sys.modules[__name__]])
 
 
 def main(argv):

@@ -11,11 +11,11 @@ from absl import app
 from absl import flags
 
 from enas_tf.cli import common
-from enas_tf.controller import rnn_controller
 from enas_tf.data import ptb
 from enas_tf.models import ptb_child
-from enas_tf.search_space import rnn
+from enas_tf.training import distribute
 from enas_tf.training import ptb_task
+from enas_tf.training import run_config
 from enas_tf.training import run_dir
 
 FLAGS = flags.FLAGS
@@ -87,31 +87,30 @@ def config_from_flags():
         precision=FLAGS.child_precision)
 
 
+def run_config_from_flags(arc_text, output_dir, chief=True):
+    """The run the flags describe, with ``arc_text`` its fixed arc (None: a search)."""
+    config = config_from_flags()
+    return common.run_config(
+        "ptb", config, arc_text,
+        run_config.DataConfig(path=FLAGS.data_path), [common, sys.modules[__name__]],
+        output_dir, chief)
+
+
 def search_ptb():
-    """Parses flags into a config, then runs the search or the fixed training."""
+    """Parses flags into a run config, then runs the search or the fixed training."""
     common.warn_ignored_flags()
-    strategy = common.build_strategy()
+    strategy, output_dir = common.build_strategy()
     arc_text = common.fixed_arc_text()
     common.require_arc_for_fixed_run(arc_text, *QUICK_SEARCH)
-    config = config_from_flags()
-    fixed_arc = None if arc_text is None else rnn.RnnSpace(config.num_nodes).from_string(arc_text)
-    common.check_mode(fixed_arc)
-    data = ptb.load_ptb(FLAGS.data_path)
-    run_dir.prepare(FLAGS.output_dir, FLAGS.reset_output_dir)
-    modules = [common, sys.modules[__name__]]
-    rng = common.seed_everything()
-    task = ptb_task.PtbTask(config, data, rng, fixed_arc=fixed_arc,
-                            strategy=strategy)
-    controller = reinforce = None
-    if fixed_arc is None:
-        controller = rnn_controller.RnnController(
-            config.num_nodes, lstm_size=FLAGS.controller_lstm_size,
-            tanh_constant=FLAGS.controller_tanh_constant,
-            temperature=FLAGS.controller_temperature)
-        reinforce = common.build_reinforce(controller)
+    run = run_config_from_flags(arc_text, output_dir, distribute.is_chief(strategy))
+    common.check_mode(run.fixed_arc)
+    data = run_config.load_data(run)
+    run_dir.prepare(output_dir, FLAGS.reset_output_dir)
+    rng = common.seed_everything(run.seed)
+    task = run_config.build_task(run, data, rng, strategy)
     return common.run_search(
-        task, rng, controller, reinforce, "enas_ptb", "ptb", modules,
-        write_task_files=lambda: data.vocab.save(f"{FLAGS.output_dir}/vocab.txt"))
+        run, task, rng, output_dir, [common, sys.modules[__name__]],
+        write_task_files=lambda: data.vocab.save(f"{output_dir}/vocab.txt"))
 
 
 def main(argv):

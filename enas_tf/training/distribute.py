@@ -23,11 +23,14 @@ import tempfile
 import keras
 import tensorflow as tf
 
+from enas_tf.training import errors
+
 STRATEGIES = ("none", "mirrored", "multi_worker_mirrored")
 
 
-class DistributionError(ValueError):
-    """A strategy that cannot be built here; the message is one line."""
+class DistributionError(errors.NamesParameters, ValueError):
+    """A strategy that cannot be built here; the message is one line, its
+    parameters marked ``{strategy}``, ``{num_cpu_devices}``, ``{batch_size}``."""
 
 
 class SummedGradients:
@@ -51,14 +54,14 @@ def build_strategy(name, num_cpu_devices=1):
     multi-worker runtime can only be set up at the start of a process.
     """
     if name not in STRATEGIES:
-        raise DistributionError(f"--distribution_strategy must be one of "
+        raise DistributionError(f"{{strategy}} must be one of "
                                 f"{', '.join(STRATEGIES)}. Received: {name!r}")
     if num_cpu_devices < 1:
-        raise DistributionError(f"--num_cpu_devices must be >= 1. Received: {num_cpu_devices}")
+        raise DistributionError(f"{{num_cpu_devices}} must be >= 1. Received: {num_cpu_devices}")
     if num_cpu_devices > 1 and name != "mirrored":
-        raise DistributionError("--num_cpu_devices splits the CPU for "
-                                "--distribution_strategy=mirrored only. "
-                                f"Received: --distribution_strategy={name}")
+        raise DistributionError("{num_cpu_devices} splits the CPU for "
+                                "{strategy}=mirrored only. "
+                                f"Received: {{strategy}}={name}")
     if name == "none":
         return tf.distribute.get_strategy()
     if name == "mirrored":
@@ -71,7 +74,7 @@ def _mirrored_devices(num_cpu_devices):
     if gpus:
         if num_cpu_devices > 1:
             raise DistributionError(f"this machine has {len(gpus)} GPU(s), which "
-                                    "mirrored uses: drop --num_cpu_devices")
+                                    "mirrored uses: drop {num_cpu_devices}")
         return [f"/gpu:{i}" for i in range(len(gpus))]
     if num_cpu_devices > 1:
         cpu = tf.config.list_physical_devices("CPU")[0]
@@ -79,7 +82,7 @@ def _mirrored_devices(num_cpu_devices):
             tf.config.set_logical_device_configuration(
                 cpu, [tf.config.LogicalDeviceConfiguration()] * num_cpu_devices)
         except RuntimeError:
-            raise DistributionError("--num_cpu_devices must be set before TensorFlow "
+            raise DistributionError("{num_cpu_devices} must be set before TensorFlow "
                                     "starts: build the strategy first") from None
     return [device.name for device in tf.config.list_logical_devices("CPU")]
 
@@ -87,7 +90,7 @@ def _mirrored_devices(num_cpu_devices):
 def _cluster_resolver():
     text = os.environ.get("TF_CONFIG")
     if not text:
-        raise DistributionError("--distribution_strategy=multi_worker_mirrored needs "
+        raise DistributionError("{strategy}=multi_worker_mirrored needs "
                                 "TF_CONFIG naming the cluster and this task, e.g. "
                                 '{"cluster": {"worker": ["host1:port", "host2:port"]}, '
                                 '"task": {"type": "worker", "index": 0}}')
@@ -134,11 +137,11 @@ def worker_output_dir(strategy, output_dir):
     return path
 
 
-def check_global_batch(strategy, batch_size, flag="--batch_size"):
+def check_global_batch(strategy, batch_size):
     """Every replica must get an equal slice of the global batch."""
     replicas = strategy.num_replicas_in_sync
     if batch_size % replicas:
-        raise DistributionError(f"{flag}={batch_size} must be a multiple of the "
+        raise DistributionError(f"{{batch_size}}={batch_size} must be a multiple of the "
                                 f"{replicas} replicas of the distribution strategy")
 
 

@@ -13,10 +13,13 @@ import tempfile
 
 from absl import logging
 
+from enas_tf.training import errors
+
 SUMMARY = "summary.json"
 ARCS = "arcs.jsonl"
 BEST_ARC = "best_arc.txt"
 FLAGS = "flags.cfg"
+CONFIG = "config.json"  # the RunConfig (run_config.py)
 CHECKPOINTS = "checkpoints"
 TENSORBOARD = "tensorboard"
 LOCK = ".lock"
@@ -24,8 +27,8 @@ LOCK = ".lock"
 _held_locks = []  # open lock files: a lock lives as long as its process
 
 
-class OutputDirBusyError(RuntimeError):
-    """Another live process is writing the same output directory."""
+class OutputDirBusyError(errors.NamesParameters, RuntimeError):
+    """Another live process is writing the same output directory (``{output_dir}``)."""
 
 
 def prepare(output_dir, reset):
@@ -38,7 +41,7 @@ def prepare(output_dir, reset):
     os.makedirs(output_dir, exist_ok=True)
     _lock(output_dir)
     if reset:
-        logging.info("Emptying %s (--reset_output_dir)", output_dir)
+        logging.info("Emptying %s (reset)", output_dir)
         for name in os.listdir(output_dir):
             path = os.path.join(output_dir, name)
             if name == LOCK:
@@ -61,8 +64,8 @@ def _lock(output_dir):
         owner = lock_file.read().strip() or "unknown"
         lock_file.close()
         raise OutputDirBusyError(
-            f"--output_dir={output_dir} is in use by another run (pid {owner}); "
-            "wait for it to finish or choose another --output_dir") from None
+            f"{{output_dir}}={output_dir} is in use by another run (pid {owner}); "
+            "wait for it to finish or choose another {output_dir}") from None
     lock_file.truncate(0)
     lock_file.write(str(os.getpid()))
     lock_file.flush()
