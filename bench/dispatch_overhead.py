@@ -45,6 +45,7 @@ from absl import flags
 
 import harness
 import setups
+from enas_tf.data import cifar10
 from enas_tf.data import ptb
 from enas_tf.training import cifar_task
 from enas_tf.training import ptb_task
@@ -192,11 +193,11 @@ def cifar_steps(space_name, shape):
                                  shape["batch_size"], num_images=0, use_aux_heads=False)
     setups.seeded_rng()
     model = cifar_task.build_child(config)
-    model.build((None,) + cifar_task.IMAGE_SHAPE)
+    model.build((None,) + cifar10.IMAGE_SHAPE)
     arc = random_arc(model.space)
     view = model.space.decode(arc)
     body = macro_static if space_name == "macro" else micro_static
-    images = tf.random.normal((config.batch_size,) + cifar_task.IMAGE_SHAPE)
+    images = tf.random.normal((config.batch_size,) + cifar10.IMAGE_SHAPE)
     labels = tf.random.uniform([config.batch_size], 0, 10, tf.int32)
     arc_tensor = tf.constant(arc)
     forwards = {

@@ -154,10 +154,10 @@ class TrainStepTest:
         task = shared_search_task("macro")
         arc = tf.constant(task.space.random_arc(np.random.default_rng(2)))
         images, labels = next(task._iterator)
-        task._train_step(images, labels, arc)  # momentum and statistics non-zero
+        task._train_step((images, labels), (), arc)  # momentum and statistics non-zero
         state = task.model.variables + task.optimizer.momentums
         before = snapshot(state)
-        _, _, _, finite = task._train_step(images * np.nan, labels, arc)
+        _, _, _, finite = task._train_step((images * np.nan, labels), (), arc)
         assert not finite.numpy()
         for old, var in zip(before, state):
             np.testing.assert_array_equal(old, var.numpy())

@@ -55,17 +55,13 @@ def global_batch(task, space):
     return tf.concat([images[:half]] * 2, 0), tf.concat([labels[:half]] * 2, 0)
 
 
-def train_twice(task, space, batch, arc):
+def train_twice(task, batch, arc):
     """Two compiled steps on ``batch`` (PTB carries its state between them)."""
     import tensorflow as tf
     arc = tf.constant(arc, tf.int32)
-    if space == "ptb":
-        state = task._state
-        for _ in range(2):
-            _, state, _, _ = task._train_step(*batch, state, arc)
-    else:
-        for _ in range(2):
-            task._train_step(*batch, arc)
+    carry = task.initial_carry()
+    for _ in range(2):
+        _, carry, _, _ = task._train_step(batch, carry, arc)
 
 
 def mirrored(space, out_path):
@@ -77,7 +73,7 @@ def mirrored(space, out_path):
     initial = [copies(v)[0] for v in one.model.variables]
     arc = one.space.random_arc(np.random.default_rng(0))
     for task in (one, two):
-        train_twice(task, space, global_batch(task, space), arc)
+        train_twice(task, global_batch(task, space), arc)
     report = {"replicas": strategy.num_replicas_in_sync, "variables": [
         {"name": a.path, "trainable": a.trainable,
          "diff": float(np.max(np.abs(copies(a)[0] - copies(b)[0]))),

@@ -27,7 +27,7 @@ class PoisonedTask(ptb_task.PtbTask):
     def train_step(self, arc):
         self.calls += 1
         if self.calls in self.poisoned_calls:
-            self._state = tf.fill(self._state.shape, np.nan)
+            self._carry = tf.fill(self._carry.shape, np.nan)
         return super().train_step(arc)
 
 

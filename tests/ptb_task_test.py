@@ -63,12 +63,12 @@ class PtbTaskTest:
         task = make_task()
         task.begin_epoch(0)
         weights = [v.numpy().copy() for v in task.model.trainable_variables]
-        task._state = tf.fill([4, 8], np.nan)
+        task._carry = tf.fill([4, 8], np.nan)
         metrics = task.train_step(np.zeros(7, np.int32))
         assert metrics["skipped"] == 1
         for w, v in zip(weights, task.model.trainable_variables):
             np.testing.assert_array_equal(w, v.numpy())
-        assert not np.any(task._state.numpy())
+        assert not np.any(task._carry.numpy())
 
     def test_evaluation_equals_one_pass_over_the_whole_stream(self):
         task = make_task(eval_batch_size=1)

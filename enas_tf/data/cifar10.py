@@ -19,6 +19,7 @@ CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
 DATA_SOURCES = ("auto", "binary", "pickle", "tfds")
 
 _SIZE = 32
+IMAGE_SHAPE = (_SIZE, _SIZE, 3)  # height, width, RGB
 _PIXELS = _SIZE * _SIZE * 3
 _RECORD_BYTES = 1 + _PIXELS  # label byte, then R, G and B planes
 _PAD = 4

@@ -26,19 +26,16 @@ import tensorflow as tf
 
 from enas_tf.data import cifar10
 from enas_tf.export import arc_input
-from enas_tf.export import saved_model
+from enas_tf.export import cifar_serving
 from enas_tf.models import cifar_child
 from enas_tf.search_space import diagrams
 from enas_tf.search_space import macro
 from enas_tf.search_space import micro
 from enas_tf.training import distribute
-from enas_tf.training import guard
 from enas_tf.training import masked_sgd
 from enas_tf.training import precision
 from enas_tf.training import schedules
 from enas_tf.training import task
-
-IMAGE_SHAPE = (32, 32, 3)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,11 +92,9 @@ class CifarTask(task.ChildTask):
     metric_name = "acc"
 
     def __init__(self, config, data, rng, fixed_arc=None, strategy=None):
+        super().__init__(build_space(config), fixed_arc, strategy, config.batch_size,
+                         config.grad_bound)
         self.config, self.rng = config, rng
-        self.strategy = strategy or tf.distribute.get_strategy()
-        distribute.check_global_batch(self.strategy, config.batch_size)
-        self.space = build_space(config)
-        self.fixed_arc = None if fixed_arc is None else self.space.validate(fixed_arc)
         if config.num_valid:
             (train_x, train_y), valid = cifar10.search_split(data, config.num_valid)
         else:
@@ -112,70 +107,33 @@ class CifarTask(task.ChildTask):
             self.model = build_child(config, self.fixed_arc)
             self.optimizer = masked_sgd.MaskedSGD(config.lr_max, momentum=config.momentum,
                                                    l2_reg=config.l2_reg)
-            self.model.build((None,) + IMAGE_SHAPE)
+            self.model.build((None,) + cifar10.IMAGE_SHAPE)
             self.optimizer.build(self.model.trainable_variables)
-        # Reward batches cycle through the held-out split from a checkpointed
-        # position, so a resumed run rewards the same batches.
         self.reward_batches = [] if valid is None else list(cifar10.eval_dataset(
             *valid, config.batch_size, self.mean, self.std, drop_remainder=True))
-        self.reward_position = tf.Variable(0, dtype=tf.int64, trainable=False,
-                                           name="reward_position")
         arc_spec = tf.TensorSpec([self.space.arc_length], tf.int32)
-        self._train_step = tf.function(self._train_step_fn, input_signature=[
-            tf.TensorSpec((config.batch_size,) + IMAGE_SHAPE, tf.float32),
-            tf.TensorSpec([config.batch_size], tf.int32), arc_spec])
+        batch_spec = (tf.TensorSpec((config.batch_size,) + cifar10.IMAGE_SHAPE, tf.float32),
+                      tf.TensorSpec([config.batch_size], tf.int32))
+        self._train_step = tf.function(self._train_step_fn,
+                                       input_signature=[batch_spec, (), arc_spec])
         self._eval_step = tf.function(self._num_correct, input_signature=[
-            tf.TensorSpec((None,) + IMAGE_SHAPE, tf.float32),
+            tf.TensorSpec((None,) + cifar10.IMAGE_SHAPE, tf.float32),
             tf.TensorSpec([None], tf.int32), arc_spec])
-        self._iterator = None
-
-    def _arc_tensor(self, arc):
-        if arc is None:
-            arc = self.fixed_arc if self.fixed_arc is not None else np.zeros(
-                self.space.arc_length, np.int32)
-        return tf.convert_to_tensor(arc, tf.int32)
 
     # Compiled steps --------------------------------------------------------
-    def _train_step_fn(self, images, labels, arc):
-        """One step on the global batch, split over the strategy's replicas."""
-        outputs = self.strategy.run(self._replica_train_step, args=(images, labels, arc))
-        return tuple(distribute.first_local(self.strategy, value) for value in outputs)
-
-    def _replica_train_step(self, images, labels, arc):
-        """Trains on this replica's slice with the gradients summed over replicas."""
+    def _replica_loss(self, batch, arc, carry, seed, global_batch):
+        """Cross-entropy (+ the aux head's, weighted) and accuracy, as this
+        replica's share of the global batch's means."""
         cfg = self.config
-        checks = []
-        if distribute.is_multi_worker(self.strategy):
-            checks.append(distribute.assert_same_on_all_replicas(
-                arc, "the workers sampled different arcs: give them the same --seed"))
-        images, labels = distribute.local_slice(images), distribute.local_slice(labels)
-        share = 1.0 / distribute.num_replicas()  # of the global batch's mean loss
-        variables = self.model.trainable_variables
+        images, labels = batch
+        share = 1.0 / distribute.num_replicas()
         self._advance_drop_path()
-        # A non-finite step must not leave its batch statistics behind either.
-        state = [tf.identity(v) for v in self.model.non_trainable_variables]
-        with tf.control_dependencies(checks), tf.GradientTape() as tape:
-            outputs = self.model(images, arc, training=True)
-            logits, aux_logits = outputs if isinstance(outputs, tuple) else (outputs, None)
-            loss = _cross_entropy(labels, logits) * share
-            total = loss if aux_logits is None else (
-                loss + cfg.aux_loss_weight * _cross_entropy(labels, aux_logits) * share)
-        # A weight no path reaches (a fixed macro net's unread reduction) gets
-        # zeros, which the optimizer leaves alone.
-        grads = [tf.zeros_like(v) if g is None else g
-                 for g, v in zip(tape.gradient(total, variables), variables)]
-        accuracy = _accuracy(labels, logits) * share
-        loss, total, accuracy, *grads = distribute.sum_across_replicas(
-            [loss, total, accuracy] + grads)
-        distribute.average_variables(self.model.non_trainable_variables)
-        grad_norm = tf.linalg.global_norm(grads)
-        if cfg.grad_bound:
-            grads, _ = tf.clip_by_global_norm(grads, cfg.grad_bound, use_norm=grad_norm)
-        finite = tf.math.is_finite(total) & tf.math.is_finite(grad_norm)
-        self.optimizer.apply_gradients(zip(guard.zero_unless(finite, grads), variables))
-        for var, old in zip(self.model.non_trainable_variables, state):
-            var.assign(tf.where(finite, var, old))
-        return loss, accuracy, grad_norm, finite
+        outputs = self.model(images, arc, training=True)
+        logits, aux_logits = outputs if isinstance(outputs, tuple) else (outputs, None)
+        loss = _cross_entropy(labels, logits) * share
+        objective = loss if aux_logits is None else (
+            loss + cfg.aux_loss_weight * _cross_entropy(labels, aux_logits) * share)
+        return task.ReplicaLoss(objective, {"loss": loss, "acc": _accuracy(labels, logits) * share})
 
     def _advance_drop_path(self):
         """Official schedule: drop-path strength = (step + 1) / all steps, at most 1."""
@@ -202,33 +160,24 @@ class CifarTask(task.ChildTask):
         full = math.ceil(self.num_train / self.config.batch_size)
         return min(self.config.steps_per_epoch or full, full)
 
-    def begin_epoch(self, epoch):
+    def learning_rate(self, epoch):
         cfg = self.config
-        lr = schedules.cosine_warm_restarts(epoch, cfg.lr_max, cfg.lr_min, cfg.lr_t_0,
-                                            cfg.lr_t_mul)
-        self.optimizer.learning_rate.assign(lr)
+        return schedules.cosine_warm_restarts(epoch, cfg.lr_max, cfg.lr_min, cfg.lr_t_0,
+                                              cfg.lr_t_mul)
+
+    def epoch_batches(self, epoch):
+        cfg = self.config
         # A stream per epoch, seeded by (seed, epoch): a resumed run replays it.
         seed = int(np.random.SeedSequence([cfg.data_seed, epoch]).generate_state(1)[0])
-        self._iterator = iter(cifar10.train_dataset(
+        return cifar10.train_dataset(
             self._train_images, self._train_labels, cfg.batch_size, self.mean, self.std,
-            cutout_size=cfg.cutout_size, seed=seed))
-        return lr
-
-    def train_step(self, arc):
-        images, labels = next(self._iterator)
-        loss, acc, grad_norm, finite = self._train_step(images, labels, self._arc_tensor(arc))
-        return {"loss": float(loss.numpy()), "acc": float(acc.numpy()),
-                "grad_norm": float(grad_norm.numpy()), "skipped": int(not finite.numpy())}
-
-    def reward_batch(self):
-        position = int(self.reward_position.assign_add(1).numpy()) - 1
-        return self.reward_batches[position % len(self.reward_batches)]
+            cutout_size=cfg.cutout_size, seed=seed)
 
     def evaluate(self, arc, split):
         """Accuracy over every image of the split, once."""
         if self.splits[split] is None:
             return {f"{split}_acc": None, f"{split}_images": 0}
-        arc = self._arc_tensor(arc)
+        arc = self.arc_tensor(arc)
         correct = count = 0
         for images, labels in cifar10.eval_dataset(
                 *self.splits[split], self.config.eval_batch_size, self.mean, self.std):
@@ -253,42 +202,9 @@ class CifarTask(task.ChildTask):
         return path
 
     def export(self, export_base, model_name, metadata, arc=None, supernet=False):
-        """Writes the fixed model as a SavedModel; returns its directory.
-
-        A search model exports itself, pinned to ``arc`` or, with
-        ``supernet``, with the arc an input: a fixed CIFAR network is a
-        different network (as officially), so it cannot take the shared weights.
-        """
         arcs = arc_input.for_export(self.space, self.fixed_arc, arc, supernet)
-        module = CifarServingModule(self.model, self.mean, self.std, arcs)
-        metadata = dict(metadata, mean=self.mean.tolist(), std=self.std.tolist(),
-                        class_names=list(cifar10.CLASS_NAMES),
-                        normalization="(images / 255 - mean) / std, inside the model",
-                        **arcs.metadata())
-        return saved_model.export(module, export_base, model_name,
-                                  signatures={"serving_default": module.serve},
-                                  metadata=metadata)
-
-
-class CifarServingModule(tf.Module):
-    """Serving signature: uint8 images [+ arc] -> class probabilities and top class."""
-
-    def __init__(self, model, mean, std, arcs=None):
-        super().__init__()
-        # Track the variables, not the Keras model: saving would otherwise
-        # try to trace the model's own call signature.
-        self.model_variables = saved_model.tf_variables(model)
-        self._model = lambda images, arc: model(images, arc, training=False)
-        self._mean, self._std = mean, std
-        self._arcs = arcs or arc_input.ArcInput()
-        images = tf.TensorSpec((None,) + IMAGE_SHAPE, tf.uint8, name="images")
-        self.serve = tf.function(self._serve, input_signature=[images] + self._arcs.specs)
-
-    def _serve(self, images, arc=None):
-        logits = self._model(cifar10.normalize(images, self._mean, self._std),
-                             self._arcs.tensor(arc))
-        probabilities = tf.nn.softmax(tf.cast(logits, tf.float32))
-        return {"probabilities": probabilities, "classes": _predictions(probabilities, tf.int64)}
+        return cifar_serving.export(self.model, self.mean, self.std, arcs, export_base,
+                                    model_name, metadata)
 
 
 def _cross_entropy(labels, logits):
@@ -296,8 +212,8 @@ def _cross_entropy(labels, logits):
         labels=labels, logits=tf.cast(logits, tf.float32)))
 
 
-def _predictions(scores, dtype=tf.int32):
-    return tf.argmax(scores, axis=-1, output_type=dtype)
+def _predictions(logits):
+    return tf.argmax(logits, axis=-1, output_type=tf.int32)
 
 
 def _accuracy(labels, logits):

@@ -18,12 +18,11 @@ import tensorflow as tf
 
 from enas_tf.data import ptb
 from enas_tf.export import arc_input
-from enas_tf.export import saved_model
+from enas_tf.export import ptb_serving
 from enas_tf.models import ptb_child
 from enas_tf.search_space import diagrams
 from enas_tf.search_space import rnn
 from enas_tf.training import distribute
-from enas_tf.training import guard
 from enas_tf.training import precision
 from enas_tf.training import schedules
 from enas_tf.training import task
@@ -59,11 +58,9 @@ class PtbTask(task.ChildTask):
     metric_name = "ppl"
 
     def __init__(self, config, data, rng, fixed_arc=None, strategy=None):
+        super().__init__(rnn.RnnSpace(config.num_nodes), fixed_arc, strategy,
+                         config.batch_size, config.grad_bound)
         self.config, self.data, self.rng = config, data, rng
-        self.strategy = strategy or tf.distribute.get_strategy()
-        distribute.check_global_batch(self.strategy, config.batch_size)
-        self.space = rnn.RnnSpace(config.num_nodes)
-        self.fixed_arc = None if fixed_arc is None else self.space.validate(fixed_arc)
         with self.strategy.scope():
             self.model = ptb_child.PtbChild(
                 data.vocab.size, config.hidden_size, config.num_nodes,
@@ -72,26 +69,15 @@ class PtbTask(task.ChildTask):
             self.optimizer = distribute.SummedGradientsSGD(config.lr)
             self._build()
         self.train_windows = ptb.lm_dataset(data.train, config.batch_size, config.bptt)
-        # Reward batches cycle through the validation windows from a
-        # checkpointed position, so a resumed run rewards the same batches.
-        self.reward_windows = list(ptb.lm_dataset(data.valid, config.batch_size, config.bptt))
-        self.reward_position = tf.Variable(0, dtype=tf.int64, trainable=False,
-                                           name="reward_position")
+        self.reward_batches = list(ptb.lm_dataset(data.valid, config.batch_size, config.bptt))
         self._train_step = tf.function(self._train_step_fn)
         self._eval_step = tf.function(self._eval_step_fn)
-        self._iterator, self._state = None, None
 
     def _build(self):
         """Creates every variable (model and optimizer slots) before tracing."""
         tokens = tf.zeros([1, 1], tf.int32)
-        self.model(tokens, self.model.initial_state(1), self._arc_tensor(None))
+        self.model(tokens, self.model.initial_state(1), self.arc_tensor(None))
         self.optimizer.build(self.model.trainable_variables)
-
-    def _arc_tensor(self, arc):
-        if arc is None:
-            arc = self.fixed_arc if self.fixed_arc is not None else np.zeros(
-                self.space.arc_length, np.int32)
-        return tf.convert_to_tensor(arc, tf.int32)
 
     # Compiled steps --------------------------------------------------------
     def _token_loss(self, logits, targets, weights):
@@ -112,40 +98,23 @@ class PtbTask(task.ChildTask):
                 tf.reduce_sum(tf.square(tf.cast(change, tf.float32)), axis=-1))
         return reg
 
-    def _train_step_fn(self, inputs, targets, weights, state, arc):
-        """One step on the global batch; ``state`` holds each replica's rows."""
-        seed = self.rng.make_seeds(1)[:, 0]
-        loss, state, grad_norm, finite = self.strategy.run(
-            self._replica_train_step, args=(inputs, targets, weights, state, arc, seed))
-        first = lambda value: distribute.first_local(self.strategy, value)  # noqa: E731
-        return first(loss), state, first(grad_norm), first(finite)
+    def _step_seed(self):
+        return self.rng.make_seeds(1)[:, 0]
 
-    def _replica_train_step(self, inputs, targets, weights, state, arc, seed):
-        """Trains on this replica's slice with the gradients summed over replicas."""
-        checks = []
-        if distribute.is_multi_worker(self.strategy):
-            checks.append(distribute.assert_same_on_all_replicas(
-                arc, "the workers sampled different arcs: give them the same --seed"))
-        count = tf.reduce_sum(weights)  # tokens of the global batch
-        inputs, targets, weights = (distribute.local_slice(t) for t in (inputs, targets, weights))
-        variables = self.model.trainable_variables
-        with tf.control_dependencies(checks), tf.GradientTape() as tape:
-            # Read once for the cell and the l2 term (see EnasRnnCell).
-            edge_weights = self.model.cell.edge_weights_for(arc)
-            logits, state, outputs = self.model(inputs, state, arc, edge_weights=edge_weights,
-                                                training=True, seed=distribute.replica_seed(seed))
-            loss_sum, _ = self._token_loss(logits, targets, weights)
-            loss = loss_sum / count
-            total = loss + self._regularizer(edge_weights, outputs) / distribute.num_replicas()
-        grads = tape.gradient(total, variables)
-        loss, total, *grads = distribute.sum_across_replicas([loss, total] + grads)
-        grads, grad_norm = tf.clip_by_global_norm(grads, self.config.grad_bound)
-        finite = tf.math.is_finite(total) & tf.math.is_finite(grad_norm)
-        # A non-finite step never reaches the weights: its (plain SGD) update
-        # is zeroed and the carried state restarts.
-        self.optimizer.apply_gradients(zip(guard.zero_unless(finite, grads), variables))
-        state = tf.where(finite, state, tf.zeros_like(state))
-        return loss, state, grad_norm, finite
+    def _replica_loss(self, batch, arc, carry, seed, global_batch):
+        """Mean token loss over the global batch; ``carry`` holds this replica's rows."""
+        inputs, targets, weights = batch
+        count = tf.reduce_sum(global_batch[2])  # tokens of the global batch
+        # Read once for the cell and the l2 term (see EnasRnnCell).
+        edge_weights = self.model.cell.edge_weights_for(arc)
+        logits, state, outputs = self.model(inputs, carry, arc, edge_weights=edge_weights,
+                                            training=True, seed=distribute.replica_seed(seed))
+        loss_sum, _ = self._token_loss(logits, targets, weights)
+        loss = loss_sum / count
+        objective = loss + self._regularizer(edge_weights, outputs) / distribute.num_replicas()
+        # No per-step perplexity: an epoch's mean of them is ruled by spikes;
+        # exp of the mean loss is the figure, and the full-split evaluations give it.
+        return task.ReplicaLoss(objective, {"loss": loss}, carry=state)
 
     def _eval_step_fn(self, inputs, targets, weights, state, arc):
         logits, state, _ = self.model(inputs, state, arc, training=False)
@@ -166,36 +135,24 @@ class PtbTask(task.ChildTask):
         full = ptb.num_windows(len(self.data.train), self.config.batch_size, self.config.bptt)
         return min(self.config.steps_per_epoch or full, full)
 
-    def begin_epoch(self, epoch):
+    def learning_rate(self, epoch):
         cfg = self.config
-        lr = schedules.exponential_decay(epoch, cfg.lr, cfg.lr_dec_rate, cfg.lr_dec_start,
-                                         cfg.lr_dec_every, cfg.lr_dec_min)
-        self.optimizer.learning_rate.assign(lr)
-        self._iterator = iter(self.train_windows)
+        return schedules.exponential_decay(epoch, cfg.lr, cfg.lr_dec_rate, cfg.lr_dec_start,
+                                           cfg.lr_dec_every, cfg.lr_dec_min)
+
+    def epoch_batches(self, epoch):
+        return self.train_windows
+
+    def initial_carry(self):
         # Made by strategy.run, as the step's own state: one trace for both.
-        self._state = self.strategy.run(lambda: self.model.initial_state(
-            cfg.batch_size // distribute.num_replicas()))
-        return lr
-
-    def train_step(self, arc):
-        inputs, targets, weights = next(self._iterator)
-        loss, self._state, grad_norm, finite = self._train_step(
-            inputs, targets, weights, self._state, self._arc_tensor(arc))
-        loss = float(loss.numpy())
-        # No per-step perplexity: an epoch's mean of them is ruled by spikes;
-        # exp of the mean loss is the figure, and the full-split evaluations give it.
-        return {"loss": loss,
-                "grad_norm": float(grad_norm.numpy()), "skipped": int(not finite.numpy())}
-
-    def reward_batch(self):
-        position = int(self.reward_position.assign_add(1).numpy()) - 1
-        return self.reward_windows[position % len(self.reward_windows)]
+        return self.strategy.run(lambda: self.model.initial_state(
+            self.config.batch_size // distribute.num_replicas()))
 
     def evaluate(self, arc, split):
         ids = {"valid": self.data.valid, "test": self.data.test}[split]
         batch = self.config.eval_batch_size
         state = self.model.initial_state(batch)
-        arc = self._arc_tensor(arc)
+        arc = self.arc_tensor(arc)
         total, count = 0.0, 0.0
         for inputs, targets, weights in ptb.lm_dataset(ids, batch, self.config.bptt,
                                                        pad_final=True):
@@ -205,9 +162,6 @@ class PtbTask(task.ChildTask):
         loss = total / count
         return {f"{split}_loss": loss, f"{split}_ppl": float(np.exp(loss))}
 
-    def num_params(self):
-        return int(sum(np.prod(v.shape) for v in self.model.trainable_variables))
-
     def write_diagram(self, arc, path_without_extension):
         path = path_without_extension + ".svg"
         with open(path, "w", encoding="utf-8") as f:
@@ -215,78 +169,6 @@ class PtbTask(task.ChildTask):
         return path
 
     def export(self, export_base, model_name, metadata, arc=None, supernet=False):
-        """Writes the fixed model as a SavedModel; returns its directory.
-
-        A search model exports ``arc``'s fixed child (its weights copied out
-        of the shared ones), or with ``supernet`` itself, the arc an input.
-        """
         arcs = arc_input.for_export(self.space, self.fixed_arc, arc, supernet)
-        model = self.model
-        if arcs.pinned is not None:
-            model, arcs = fixed_child(self.model, arcs.pinned), arc_input.ArcInput()
-        module = PtbServingModule(model, self.data.vocab, arcs)
-        return saved_model.export(
-            module, export_base, model_name,
-            signatures={"serving_default": module.serve,
-                        "serve_with_state": module.serve_with_state},
-            metadata=dict(metadata, **arcs.metadata()),
-            assets={"vocab.txt": "\n".join(self.data.vocab.decode(range(self.data.vocab.size))) + "\n"})
-
-
-def fixed_child(search_model, arc):
-    """The fixed-arc child of ``arc`` with the search model's weights.
-
-    The fixed cell creates only the chosen edges (row l-1 = node l's edge);
-    every other weight is the shared one as it is.
-    """
-    child = ptb_child.PtbChild(
-        search_model.vocab_size, search_model.hidden_size, search_model.num_nodes,
-        fixed_arc=arc, keep_probs=search_model.keep_probs,
-        init_range=search_model.init_range, dtype=search_model.dtype_policy)
-    child(tf.zeros([1, 1], tf.int32), child.initial_state(1))
-    source, cell = search_model, search_model.cell
-    pairs = [(child.embedding.embeddings, source.embedding.embeddings),
-             (child.softmax_bias, source.softmax_bias),
-             (child.cell.w_input, cell.w_input), (child.cell.w_state, cell.w_state),
-             (child.cell.w_edges, cell.edge_weights_for(tf.constant(arc, tf.int32)))]
-    assert len(pairs) == len(child.variables), "a PtbChild weight is not copied"
-    for target, value in pairs:
-        target.assign(value)
-    return child
-
-
-class PtbServingModule(tf.Module):
-    """Serving signatures: token ids [+ arc] -> next-token log-probabilities."""
-
-    def __init__(self, model, vocab, arcs=None):
-        super().__init__()
-        # Track the variables, not the Keras model: saving would otherwise
-        # try to trace the model's own call signature.
-        self.model_variables = saved_model.tf_variables(model)
-        self._model = lambda *args, **kwargs: model(*args, **kwargs)
-        self._initial_state = model.initial_state
-        self._arcs = arcs or arc_input.ArcInput()
-        self.vocab_size = vocab.size
-        tokens = tf.TensorSpec([None, None], tf.int64, name="tokens")
-        state = tf.TensorSpec([None, None], tf.float32, name="initial_state")
-        self.serve = tf.function(self._serve, input_signature=[tokens] + self._arcs.specs)
-        self.serve_with_state = tf.function(
-            self._serve_with_state, input_signature=[tokens, state] + self._arcs.specs)
-
-    def _run(self, tokens, state, arc):
-        tokens = tf.cast(tokens, tf.int32)
-        checks = [tf.debugging.assert_non_negative(tokens, message="token ids must be >= 0"),
-                  tf.debugging.assert_less(
-                      tokens, self.vocab_size,
-                      message=f"token ids must be < the vocabulary size {self.vocab_size}")]
-        with tf.control_dependencies(checks):  # the checks run before the lookup
-            tokens = tf.identity(tokens)
-        logits, state, _ = self._model(tokens, state, self._arcs.tensor(arc), training=False)
-        return {"log_probs": tf.nn.log_softmax(tf.cast(logits, tf.float32)),
-                "final_state": tf.cast(state, tf.float32)}
-
-    def _serve(self, tokens, arc=None):
-        return self._run(tokens, self._initial_state(tf.shape(tokens)[0]), arc)
-
-    def _serve_with_state(self, tokens, initial_state, arc=None):
-        return self._run(tokens, initial_state, arc)
+        return ptb_serving.export(self.model, self.data.vocab, arcs, export_base,
+                                  model_name, metadata)

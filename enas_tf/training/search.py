@@ -176,8 +176,7 @@ class SearchLoop:
                         int(self.epoch.numpy()), scale)
 
     def _run_epoch(self, epoch):
-        lr = self.task.begin_epoch(epoch) * float(self.lr_scale.numpy())
-        self.task.optimizer.learning_rate.assign(lr)
+        lr = self.task.begin_epoch(epoch, lr_scale=float(self.lr_scale.numpy()))
         metrics = {"lr": lr}
         metrics.update(self._child_phase())
         cfg = self.config
