@@ -8,11 +8,17 @@ setuptools.setup(
                  "with Keras 3 and TensorFlow 2."),
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    python_requires=">=3.10",
+    python_requires=">=3.11",  # keras 3.15 requires it
     packages=setuptools.find_packages(include=["enas_tf", "enas_tf.*"]),
     install_requires=[
-        "tensorflow>=2.16",
-        "keras>=3",
+        # The one minor of each that the suite passed on (TF 2.21.0, Keras
+        # 3.15.1). The child optimizers override Keras' private
+        # _all_reduce_sum_gradients and call _get_variable_index: a release
+        # that renames or bypasses either trains silently differently (under
+        # mirrored, gradients summed twice). Before widening a bound, run
+        # tests/optimizer_internals_test.py (seconds) and the suite on it.
+        "tensorflow>=2.21,<2.22",
+        "keras>=3.15,<3.16",
         "tensorboard",  # tf.summary writers; TF 2.21 no longer pulls it in
         "tensorflow-datasets",
         "importlib_resources",  # tensorflow-datasets 4.9 imports it
