@@ -12,6 +12,21 @@ every weight had a gradient).
 
 Elementwise rather than per variable: the micro search stacks one copy of
 an op's weights per input it may read, and a step uses one slice of them.
+
+"Gradient exactly zero" stands in for "not in the arc" (the arc itself is
+a tensor in the compiled step). Every weight outside the arc gets exactly
+zero; a weight inside it gets exactly zero, and is frozen for the step
+where plain momentum would coast and l2 shrink it, only when its gradient
+is zero in exact arithmetic (a macro batch-norm offset read only through
+another training-mode batch norm, which removes it: rounding leaves ~1e-8,
+now and then 0; the loss never sees it), or when a ReLU unit it feeds is
+inactive for the whole batch. Measured over 30 compiled search steps with
+random arcs: macro, 176 of 236,664 used elements, all such offsets; micro
+with aux head at batch 32, none of 13.8M; at batch 8, one aux-head unit
+in 4 steps (its 2x2 convolution reads each position of a 2x2 map once,
+where other kernels sum over every position). tests/masked_sgd_test.py
+checks this on small runs.
+
 The l2 term is the official coupled one (its gradient ``2 * l2 * w`` enters
 the momentum), added here after the data gradient was clipped. Under a tf.distribute
 strategy the step sums the gradients over replicas itself, before clipping.
@@ -45,6 +60,8 @@ class MaskedSGD(distribute.SummedGradients, keras.optimizers.SGD):
         used = tf.not_equal(gradient, 0.0)
         if self.l2_reg:
             gradient += 2.0 * self.l2_reg * variable
+        # Keras' private slot lookup (SGD's own): setup.py pins the Keras minor
+        # that tests/optimizer_internals_test.py passed on.
         velocity = self.momentums[self._get_variable_index(variable)]
         new_velocity = velocity * momentum - gradient * learning_rate
         self.assign(velocity, tf.where(used, new_velocity, velocity))
