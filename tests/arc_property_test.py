@@ -1,8 +1,15 @@
-"""Property: any string or integer vector gives a valid arc or a one-line ArcError."""
+"""Property: any string or integer vector gives a valid arc or a one-line ArcError.
+
+The in-graph check of an arc tensor agrees with it: same arc, same message.
+"""
+
+import functools
 
 import numpy as np
+import tensorflow as tf
 from hypothesis import given, settings, strategies as st
 
+from arc_check_support import check_message
 from enas_tf.search_space import arcs
 from enas_tf.search_space import macro
 from enas_tf.search_space import micro
@@ -21,6 +28,19 @@ def parse_or_error(parse, value):
         return parse(value), None
     except arcs.ArcError as e:
         return None, str(e)
+
+
+@functools.cache
+def compiled_check(space):
+    """The space's in-graph check as a serving signature runs it (length unknown)."""
+    return tf.function(space.check_tensor, input_signature=[tf.TensorSpec([None], tf.int32)])
+
+
+def check_or_error(space, values):
+    try:
+        return compiled_check(space)(tf.constant(values, tf.int32)).numpy(), None
+    except tf.errors.InvalidArgumentError as e:
+        return None, check_message(e)
 
 
 class ArcParserPropertyTest:
@@ -45,6 +65,17 @@ class ArcParserPropertyTest:
             assert "\n" not in error
         else:
             assert arc.tolist() == values
+
+    @given(space_strategy, st.data())
+    def test_the_graph_check_gives_what_validate_gives(self, space, data):
+        length = data.draw(st.integers(0, space.arc_length + 2))
+        value = st.integers(-2, int(space.bounds.max()) + 1) | st.integers(-2**31, 2**31 - 1)
+        values = data.draw(st.lists(value, min_size=length, max_size=length))
+        arc, error = parse_or_error(space.validate, np.array(values, dtype=np.int64))
+        checked, graph_error = check_or_error(space, values)
+        assert graph_error == error
+        if error is None:
+            assert checked.tolist() == arc.tolist()
 
     @given(space_strategy, st.data())
     def test_every_valid_arc_round_trips_through_its_typed_view(self, space, data):

@@ -5,11 +5,14 @@ published architectures paste in unchanged. Every position of every ENAS
 space is an independent choice in ``[0, bound)``; a space is therefore fully
 described by one vector of upper bounds plus a name for each position, and
 validation, parsing and random sampling live here once for all spaces.
+So does the one in-graph check of an arc tensor (``check_tensor``), which
+every layer, model and export runs, with the same messages as ``validate``.
 """
 
 import abc
 
 import numpy as np
+import tensorflow as tf
 
 
 class ArcError(ValueError):
@@ -38,24 +41,66 @@ class SearchSpace(abc.ABC):
         """Returns ``arc`` as int32 numpy, or raises ArcError naming the fault."""
         values = np.asarray(arc)
         if values.ndim != 1:
-            raise ArcError(
-                f"{self.name} arc must be a flat vector of {self.arc_length} "
-                f"integers. Received: shape={values.shape}")
+            raise ArcError(self._rank_message(values.shape))
         if values.shape[0] != self.arc_length:
-            raise ArcError(
-                f"{self.name} arc must have {self.arc_length} integers "
-                f"({self.describe()}). Received: {values.shape[0]} integers")
+            raise ArcError(self._length_message(values.shape[0]))
         # Python scalars: no cast can overflow before the range check.
         checked = []
         for i, (value, bound) in enumerate(zip(values.tolist(), self.bounds.tolist())):
-            where = f"{self.name} arc position {i} ({self.position_name(i)})"
             if not _is_integral(value):
-                raise ArcError(f"{where} must be an integer. Received: {value!r}")
+                raise ArcError(f"{self._where(i)} must be an integer. Received: {value!r}")
             if not 0 <= int(value) < bound:
-                raise ArcError(f"{where} must be in [0, {bound - 1}]. "
-                               f"Received: {int(value)}")
+                raise ArcError(self._range_message(i, int(value)))
             checked.append(int(value))
         return np.array(checked, dtype=np.int32)
+
+    def check_tensor(self, arc) -> tf.Tensor:
+        """``arc`` as int32 [arc_length], after an in-graph check with ``validate``'s messages.
+
+        ``tf.switch_case`` runs its last branch for an out-of-range index, so
+        every arc tensor passes through here before a layer reads it. A bad
+        arc fails as an InvalidArgumentError with ``validate``'s message for
+        it. What comes back is the arc fitted to the space's length, so a
+        layer never indexes past a short arc and a wrong length gets its own
+        message rather than a shape error. A wrong rank, known when tracing,
+        raises ArcError then. TensorFlow prints the message C-escaped: names
+        and ``describe`` use no quotes or backslashes.
+        """
+        arc = tf.convert_to_tensor(arc, tf.int32)
+        if arc.shape.rank != 1:
+            raise ArcError(self._rank_message(arc.shape))
+        n = self.arc_length
+        length_ok = tf.equal(tf.size(arc), n)
+        fitted = tf.reshape(tf.concat([arc, tf.zeros([n], tf.int32)], 0)[:n], [n])
+        bad = tf.logical_or(fitted < 0, fitted >= tf.constant(self.bounds, tf.int32))
+        first = tf.argmax(tf.cast(bad, tf.int32), output_type=tf.int32)
+        # Message i + 1 is position i's, message 0 the length's; "{}" the value.
+        templates = tf.constant([self._length_message("{}")] + [
+            self._range_message(i, "{}") for i in range(n)])
+        fault = tf.where(length_ok, first + 1, 0)
+        received = tf.where(length_ok, fitted[first], tf.size(arc))
+        message = tf.strings.regex_replace(tf.gather(templates, fault), r"\{\}",
+                                           tf.strings.as_string(received),
+                                           replace_global=False)
+        check = tf.debugging.Assert(
+            tf.logical_and(length_ok, tf.logical_not(tf.reduce_any(bad))), [message])
+        with tf.control_dependencies([check]):
+            return tf.identity(fitted)
+
+    def _where(self, position: int) -> str:
+        return f"{self.name} arc position {position} ({self.position_name(position)})"
+
+    def _rank_message(self, shape) -> str:
+        return (f"{self.name} arc must be a flat vector of {self.arc_length} "
+                f"integers. Received: shape={shape}")
+
+    def _length_message(self, received) -> str:
+        return (f"{self.name} arc must have {self.arc_length} integers "
+                f"({self.describe()}). Received: {received} integers")
+
+    def _range_message(self, position: int, received) -> str:
+        return (f"{self._where(position)} must be in "
+                f"[0, {self.bounds[position] - 1}]. Received: {received}")
 
     def from_string(self, text: str) -> np.ndarray:
         """Parses the official whitespace-separated format (any line breaks)."""

@@ -72,7 +72,7 @@ class RnnSpace(arcs.SearchSpace):
         return f"node {node} {what}"
 
     def describe(self) -> str:
-        return (f"2N-1 for N={self.num_nodes} nodes: node 0's activation, then "
+        return (f"2N-1 for N={self.num_nodes} nodes: the activation of node 0, then "
                 f"(previous node, activation) for nodes 1..{self.num_nodes - 1}")
 
     def decode(self, arc) -> RnnCell:
