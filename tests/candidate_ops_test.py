@@ -138,22 +138,6 @@ class CandidateOpsTest:
         for copy in conv.kernel.numpy():
             assert copy.std() == pytest.approx(np.sqrt(2 / (3 * 3 * 16)), rel=0.1)
 
-    def test_checked_choices_fail_loudly(self):
-        ok = candidate_ops.checked_choices([1, 0], [2, 1], "test")
-        assert ok.numpy().tolist() == [1, 0]
-        with pytest.raises(tf.errors.InvalidArgumentError, match="out of range"):
-            candidate_ops.checked_choices([2, 0], [2, 1], "test")
-        with pytest.raises(tf.errors.InvalidArgumentError, match="out of range"):
-            candidate_ops.checked_choices([1], [2, 1], "test")
-
-    def test_checked_choices_fail_loudly_for_an_arc_of_unknown_length(self):
-        check = tf.function(lambda values: candidate_ops.checked_choices(values, [2, 1], "t"),
-                            input_signature=[tf.TensorSpec([None], tf.int32)])
-        assert check(tf.constant([1, 0])).numpy().tolist() == [1, 0]
-        for bad in ([1], [1, 0, 0], [0, 1]):
-            with pytest.raises(tf.errors.InvalidArgumentError, match="out of range"):
-                check(tf.constant(bad))
-
     def test_input_mask_equals_zeroing_the_input_channels(self):
         x = tf.constant(images(3))
         mask = tf.constant([1.0, 0.0, 1.0, 0.0])

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from arc_check_support import check_message
 from enas_tf.layers import cell_wiring
 from enas_tf.layers import enas_rnn_cell
 from enas_tf.search_space import rnn
@@ -140,13 +141,21 @@ class EnasRnnCellTest:
             step(tf.constant(rnn.RnnSpace(N).random_arc(rng)))
         assert step.experimental_get_tracing_count() == 1
 
-    def test_out_of_range_arc_tensor_fails_loudly(self):
+    def test_a_bad_arc_tensor_fails_with_the_space_message(self):
         layer = enas_rnn_cell.EnasRnnCell(N, H)
         x, h = make_inputs(6)
-        with pytest.raises(tf.errors.InvalidArgumentError, match="out of range"):
-            layer(x, h, tf.constant([4, 0, 0, 0, 0, 0, 0]))
-        with pytest.raises(tf.errors.InvalidArgumentError, match="out of range"):
-            layer(x, h, tf.constant([0, 0, 0, 2, 0, 0, 0]))
+        for bad, message in [
+                ([4, 0, 0, 0, 0, 0, 0],
+                 "ptb arc position 0 (node 0 activation) must be in [0, 3]. Received: 4"),
+                ([0, 0, 0, 2, 0, 0, 0],
+                 "ptb arc position 3 (node 2 previous node) must be in [0, 1]. Received: 2"),
+                ([0, 0, 0], "ptb arc must have 7 integers")]:
+            with pytest.raises(tf.errors.InvalidArgumentError) as error:
+                layer(x, h, tf.constant(bad))
+            assert check_message(error.value).startswith(message)
+            with pytest.raises(tf.errors.InvalidArgumentError) as error:
+                layer.edge_weights_for(tf.constant(bad))
+            assert check_message(error.value).startswith(message)
 
     def test_training_a_routed_cell_needs_a_static_length(self):
         layer = enas_rnn_cell.EnasRnnCell(N, H)

@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from arc_check_support import check_message
 from enas_tf.layers import macro_layer
 from enas_tf.models import cifar_child
+from enas_tf.search_space import arcs
 from enas_tf.search_space import known_arcs
 from enas_tf.search_space import macro
 
@@ -88,13 +90,25 @@ class MacroLayerTest:
         assert [op.name for op in layer.ops] == ["avg_pool_3x3"]
         assert layer.skip_conv.kernel.shape == (1, 1, 3 * C, C)
 
-    def test_out_of_range_choices_fail_loudly(self):
-        layer = macro_layer.MacroLayer(1, C, num_branches=4)
-        inputs = [images(9)]
-        layer.build([inputs[0].shape])
-        for bad in ([0, 4, 1], [0, 0, 2]):  # layer 1's op, then its skip bit
-            with pytest.raises(tf.errors.InvalidArgumentError, match="out of range"):
+    def test_a_bad_arc_fails_naming_its_position_in_the_whole_arc(self):
+        layer = macro_layer.MacroLayer(2, C, num_branches=4)
+        inputs = [images(9), images(10)]
+        layer.build([x.shape for x in inputs])
+        whole = [0, 1, 0, 2, 1, 1, 3, 0, 0, 1]  # a 4-layer arc: the layer reads 6 of it
+        assert layer(inputs, tf.constant(whole)).shape == (B, H, H, C)
+        for position, value, message in [
+                (1, 4, "macro arc position 1 (layer 1 op) must be in [0, 3]. Received: 4"),
+                (5, 2, "macro arc position 5 (layer 2 skip from layer 1) must be in [0, 1]. "
+                       "Received: 2")]:
+            bad = list(whole)
+            bad[position] = value
+            with pytest.raises(tf.errors.InvalidArgumentError) as error:
                 layer(inputs, tf.constant(bad))
+            assert check_message(error.value) == message
+        with pytest.raises(tf.errors.InvalidArgumentError) as error:
+            layer(inputs, tf.constant(whole[:4]))
+        assert check_message(error.value).startswith(
+            "macro arc must have 6 integers (L + L(L-1)/2 for L=3 layers")
 
     def test_config_round_trip(self):
         for layer in (macro_layer.MacroLayer(2, C, num_branches=4),
@@ -155,12 +169,15 @@ class MacroChildTest:
         assert [layer.filters for layer in search.macro_layers] == [C] * 4
         assert all(len(layer.ops) == len(macro.OPS) for layer in search.macro_layers)
 
-    def test_out_of_range_or_short_arcs_fail_loudly(self):
+    def test_out_of_range_or_short_arcs_fail_with_the_space_message(self):
         model = cifar_child.MacroChild(num_layers=2, out_filters=C, num_branches=4)
         x = images(13, (B, H, H, 3))
         for bad in ([0, 4, 0], [0, 1, 2], [0, 1]):
-            with pytest.raises(tf.errors.InvalidArgumentError, match="out of range"):
+            with pytest.raises(tf.errors.InvalidArgumentError) as error:
                 model(x, tf.constant(bad))
+            with pytest.raises(arcs.ArcError) as host_error:
+                model.space.validate(bad)
+            assert check_message(error.value) == str(host_error.value)
         with pytest.raises(ValueError, match="arc=None"):
             model(x)
 

@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from arc_check_support import check_message
 from enas_tf.layers import micro_cell
 from enas_tf.models import cifar_child
+from enas_tf.search_space import arcs
 from enas_tf.search_space import known_arcs
 from enas_tf.search_space import micro
 
@@ -130,16 +132,23 @@ class MicroCellTest:
         assert out.shape == (B, H // 2, H // 2, 2 * 2 * C)
         assert [op.strides for ops in cell.node_ops for op in ops] == [2, 2, 1, 2]
 
-    def test_out_of_range_choices_fail_loudly(self):
+    def test_a_bad_arc_fails_naming_its_position_in_the_whole_arc(self):
         cell = micro_cell.MicroCell(C, num_nodes=2)
         x = [images(12), images(13)]
         cell.build([x[0].shape, x[1].shape])
-        good = [0, 0, 1, 0, 2, 0, 3, 0]
-        for position, value in [(0, 2), (1, 5), (4, 4)]:
-            bad = list(good) * 2
+        good = [0, 0, 1, 0, 2, 0, 1, 0] * 2
+        assert cell(x, tf.constant(good)).shape == (B, H, H, C)
+        for position, value, message in [
+                (0, 2, "position 0 (normal cell node 0 input 1) must be in [0, 1]. Received: 2"),
+                (1, 5, "position 1 (normal cell node 0 op 1) must be in [0, 4]. Received: 5"),
+                (4, 4, "position 4 (normal cell node 1 input 1) must be in [0, 2]. Received: 4"),
+                (13, 9, "position 13 (reduction cell node 1 op 1) must be in [0, 4]. "
+                        "Received: 9")]:
+            bad = list(good)
             bad[position] = value
-            with pytest.raises(tf.errors.InvalidArgumentError, match="out of range"):
+            with pytest.raises(tf.errors.InvalidArgumentError) as error:
                 cell(x, tf.constant(bad))
+            assert check_message(error.value) == f"micro arc {message}"
         with pytest.raises(ValueError, match="nodes must be"):
             micro_cell.MicroCell(C, num_nodes=1, nodes=[(0, 0, 2, 0)])
 
@@ -229,12 +238,15 @@ class MicroChildTest:
         search = cifar_child.MicroChild(num_layers=3, drop_path_keep_prob=0.6)
         assert search.drop_path_progress is None and search.drop_path_keep(0) is None
 
-    def test_out_of_range_arcs_fail_loudly(self):
+    def test_out_of_range_or_short_arcs_fail_with_the_space_message(self):
         model = cifar_child.MicroChild(num_layers=1, out_filters=C, num_nodes=1)
         x = images(24, (B, 16, 16, 3))
         for bad in ([0, 0, 1, 0, 0, 0, 2, 0], [0, 5, 1, 0, 0, 0, 1, 0], [0, 0, 1, 0]):
-            with pytest.raises(tf.errors.InvalidArgumentError, match="out of range"):
+            with pytest.raises(tf.errors.InvalidArgumentError) as error:
                 model(x, tf.constant(bad))
+            with pytest.raises(arcs.ArcError) as host_error:
+                model.space.validate(bad)
+            assert check_message(error.value) == str(host_error.value)
         with pytest.raises(ValueError, match="arc=None"):
             model(x)
 

@@ -36,29 +36,6 @@ def he_normal(slots=None):
         scale=2.0 * (slots or 1), mode="fan_in", distribution="truncated_normal")
 
 
-def checked_choices(values, bounds, what):
-    """``values`` (int32 [n]) after asserting n == len(bounds) and 0 <= v < bound.
-
-    ``tf.switch_case`` silently runs its last branch for an out-of-range
-    index, so every tensor choice passes through here first.
-    """
-    values = tf.convert_to_tensor(values, tf.int32)
-    bounds = tf.constant(bounds, tf.int32)
-
-    def in_range():
-        return tf.reduce_all(tf.logical_and(values >= 0, values < bounds))
-
-    if values.shape.is_fully_defined():  # a compiled step's arc: no tf.cond
-        ok = in_range() if values.shape == bounds.shape else tf.constant(False)
-    else:
-        ok = tf.cond(tf.equal(tf.size(values), tf.size(bounds)), in_range,
-                     lambda: tf.constant(False))
-    with tf.control_dependencies([tf.debugging.Assert(
-            ok, [what, "arc out of range; values:", values, "bounds:", bounds],
-            summarize=-1)]):
-        return tf.identity(values)
-
-
 def pool(x, pool_type, strides=1):
     """3x3 average or max pooling, SAME padding (averages exclude the padding)."""
     fn = {"avg": tf.nn.avg_pool2d, "max": _max_pool}[pool_type]

@@ -129,7 +129,7 @@ class EnasRnnCell(keras.layers.Layer):
         """(previous node of nodes 1.., activation of nodes 0..): ints or tensors."""
         if self.fixed_cell is not None:
             return self.fixed_cell.prev_nodes, self.fixed_cell.activations
-        arc = self._checked(tf.convert_to_tensor(arc, tf.int32))
+        arc = self.space.check_tensor(arc)
         prevs = [arc[rnn.RnnSpace.prev_position(l)] for l in range(1, self.num_nodes)]
         acts = [arc[rnn.RnnSpace.activation_position(l)] for l in range(self.num_nodes)]
         return prevs, acts
@@ -153,16 +153,6 @@ class EnasRnnCell(keras.layers.Layer):
     @staticmethod
     def _edge_rows(prevs):
         return tf.stack([edge_index(l, p) for l, p in enumerate(prevs, start=1)])
-
-    def _checked(self, arc):
-        """Fails loudly on a bad arc tensor: an out-of-range choice would route nowhere."""
-        bounds = tf.constant(self.space.bounds)
-        ok = tf.logical_and(
-            tf.equal(tf.shape(arc)[0], self.space.arc_length),
-            tf.reduce_all(tf.logical_and(arc >= 0, arc < bounds)))
-        with tf.control_dependencies([tf.debugging.Assert(
-                ok, ["ptb arc out of range for", self.num_nodes, "nodes:", arc])]):
-            return tf.identity(arc)
 
     def get_config(self):
         config = super().get_config()

@@ -36,8 +36,9 @@ class MacroLayer(keras.layers.Layer):
     where ``inputs`` is ``[out_0, ..., out_{layer_id-1}]`` (``[stem]`` for
     layer 0), all with the same resolution, and ``arc`` the whole int32
     macro arc in search mode (ignored in fixed mode). ``arc_checked=True``
-    says the caller has already checked the whole arc (the child does, once
-    per call), so the layer does not check its choices again.
+    says the caller has already checked the whole arc
+    (``SearchSpace.check_tensor``; the child does, once per call), so the
+    layer does not check it again.
     """
 
     def __init__(self, layer_id, filters, num_branches=len(macro.OPS), op=None,
@@ -100,15 +101,19 @@ class MacroLayer(keras.layers.Layer):
         return self.skip_bn(out, training=training)
 
     def _choices(self, arc, arc_checked):
-        """[op, skip_0, ..., skip_{i-1}] of this layer, checked unless ``arc_checked``."""
+        """[op, skip_0, ..., skip_{i-1}] of this layer, checked unless ``arc_checked``.
+
+        Unchecked, the part of the arc the layer reads (layers 0..i, which
+        sit at the same positions in every macro arc) is checked whole, so
+        a message names the position in the whole arc.
+        """
         i = self.layer_id
+        arc = tf.convert_to_tensor(arc, tf.int32)
+        if not arc_checked:
+            arc = self.space.check_tensor(arc[:self.space.arc_length])
         positions = [self.space.op_position(i)] + [
             self.space.skip_position(i, j) for j in range(i)]
-        choices = tf.gather(tf.convert_to_tensor(arc, tf.int32), positions)
-        if arc_checked:
-            return choices
-        return candidate_ops.checked_choices(choices, self.space.bounds[positions],
-                                             f"macro layer {i}")
+        return tf.gather(arc, positions)
 
     def compute_output_shape(self, input_shapes):
         return (*input_shapes[-1][:-1], self.filters)

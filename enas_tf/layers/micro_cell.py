@@ -67,7 +67,8 @@ class MicroCell(keras.layers.Layer):
     and ``len(loose_ends) * filters`` in fixed mode. ``arc`` is the whole
     int32 micro arc (search mode); ``drop_path_keep`` (scalar, fixed mode,
     training only) enables drop-path. ``arc_checked=True`` says the caller
-    has already checked the whole arc (the child does, once per call).
+    has already checked the whole arc (``SearchSpace.check_tensor``; the
+    child does, once per call); otherwise the cell checks it.
     """
 
     def __init__(self, filters, num_nodes=5, reduction=False, nodes=None, **kwargs):
@@ -181,11 +182,10 @@ class MicroCell(keras.layers.Layer):
     def _search(self, states, arc, training, arc_checked):
         positions = [self.space.position(self.reduction, b, field)
                      for b in range(self.num_nodes) for field in range(4)]
-        choices = tf.gather(tf.convert_to_tensor(arc, tf.int32), positions)
+        arc = tf.convert_to_tensor(arc, tf.int32)
         if not arc_checked:
-            choices = candidate_ops.checked_choices(
-                choices, self.space.bounds[positions],
-                f"micro {'reduction' if self.reduction else 'normal'} cell")
+            arc = self.space.check_tensor(arc)
+        choices = tf.gather(arc, positions)
         unstacked = tf.unstack(choices)
         sources, ops = unstacked[0::2], unstacked[1::2]
         routed = routing.RoutedStates(sources, [b + 2 for b, _ in self._positions()])

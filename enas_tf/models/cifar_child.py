@@ -49,17 +49,17 @@ class _CifarChild(keras.Model):
             self.space.from_string(self.fixed_arc))
 
     def _checked_arc(self, arc):
-        """The arc tensor in search mode (checked whole), None in fixed mode.
+        """The arc tensor in search mode (``SearchSpace.check_tensor``), None in fixed mode.
 
         Checked once here, the layers are told so (``arc_checked``) and do not
-        check their choices again.
+        check it again.
         """
         if not self.searching:
             return None
         if arc is None:
             raise ValueError(f"A {self.space.name} search model needs the arc tensor. "
                              "Received: arc=None")
-        return candidate_ops.checked_choices(arc, self.space.bounds, self.space.name)
+        return self.space.check_tensor(arc)
 
     def _classify(self, x, training):
         """Global average pooling -> dropout -> dense logits."""
