@@ -113,8 +113,8 @@ def test_score_batch_equals_k_score_calls():
 
 
 def test_batch_size_must_divide_the_arcs_per_update(tmp_path):
-    with pytest.raises(ValueError, match=r"controller_batch_arcs=4 must divide "
-                                         r"--controller_num_aggregate=10 \(allowed: \[1, 2, 5, 10\]\)"):
+    with pytest.raises(ValueError, match=r"^controller_batch_arcs=4 must divide "
+                                         r"controller_num_aggregate=10 \(allowed: \[1, 2, 5, 10\]\)"):
         search.LoopConfig(controller_num_aggregate=10, controller_batch_arcs=4)
     result = run([f"--output_dir={tmp_path}", "--controller_batch_arcs=2"], check=False)
     assert result.returncode == 2

@@ -22,11 +22,16 @@ import tensorflow as tf
 from absl import logging
 
 from enas_tf.training import batched_scoring
+from enas_tf.training import errors
 from enas_tf.training import run_dir
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(errors.NamesParameters, ValueError):
     """The output directory holds a checkpoint of a different model."""
+
+
+class LoopConfigError(errors.NamesParameters, ValueError):
+    """Inconsistent loop settings; the message names the parameters."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,8 +57,8 @@ class LoopConfig:
         k, n = self.controller_batch_arcs, self.controller_num_aggregate
         if k < 1 or n % k:
             divisors = [d for d in range(1, n + 1) if n % d == 0]
-            raise ValueError(f"--controller_batch_arcs={k} must divide "
-                             f"--controller_num_aggregate={n} (allowed: {divisors})")
+            raise LoopConfigError(f"{{controller_batch_arcs}}={k} must divide "
+                                  f"{{controller_num_aggregate}}={n} (allowed: {divisors})")
 
 
 class SearchLoop:
@@ -155,9 +160,9 @@ class SearchLoop:
         except (AssertionError, ValueError, tf.errors.OpError) as e:
             reason = " ".join(str(e).split())[:300]
             raise CheckpointMismatchError(
-                f"--output_dir={self.output_dir} holds a checkpoint of a different model "
-                f"({reason}); use another --output_dir, or --reset_output_dir to "
-                "discard it") from None
+                f"{{output_dir}}={self.output_dir} holds a checkpoint of a different "
+                f"model ({reason}); use another {{output_dir}}, or {{reset_output_dir}} "
+                "to discard it") from None
         logging.info("Restored %s (epoch %d)", path, int(self.epoch.numpy()))
         return True
 
