@@ -96,13 +96,10 @@ class BadInputTest:
         flags_only.mkdir()
         (flags_only / "flags.cfg").write_text(
             open(os.path.join(ptb_run, "flags.cfg"), encoding="utf-8").read())
-        (tmp_path / "empty").mkdir()
-        return {"missing": tmp_path / "missing", "empty": tmp_path / "empty",
-                "flags_only": flags_only, "fixed": ptb_run}
+        return {"flags_only": flags_only, "fixed": ptb_run}
 
+    # tests/cli_flags_test.py runs the cases that need no run in-process.
     @pytest.mark.parametrize("which, args, message", [
-        ("missing", [], "does not exist"),
-        ("empty", [], "has no flags.cfg: not a run of bin/search_ptb or bin/search_cifar"),
         ("flags_only", [], "has no checkpoint in checkpoints/: nothing trained to export"),
         ("fixed", ["--child_fixed_arc=1 0 0 1 9 0 2"],
          "ptb arc position 4 (node 2 activation) must be in [0, 3]. Received: 9"),
