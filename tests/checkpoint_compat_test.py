@@ -1,10 +1,10 @@
 """Checkpoints written by earlier code restore into today's, and score the same.
 
-testdata/checkpoints/ holds tiny PTB, macro and micro search checkpoints and
-what their restored models scored, written by the code of commit cc4533f
+testdata/checkpoints/ holds tiny PTB, macro and micro checkpoints (searches
+and fixed-arc trainings) and what their restored models scored, written by the code of commit cc4533f
 (``testdata/make_checkpoint_testdata.py`` says how). Today's code rebuilds
-the same runs and restores them: every object of today's search (child,
-optimizer slots, controller, REINFORCE state, counters) must match one in
+the same runs and restores them: every object of today's run (child,
+optimizer slots, controller and REINFORCE state in a search, counters) must match one in
 the checkpoint, and the restored weights must give the arc the same loss.
 """
 
@@ -27,17 +27,18 @@ with open(os.path.join(TESTDATA, "checkpoints", "expected.json"), encoding="utf-
     EXPECTED = json.load(f)
 
 
-@pytest.mark.parametrize("family", fixtures.FAMILIES)
-def test_an_earlier_checkpoint_restores_and_scores_the_same(family, tmp_path):
-    output_dir = str(tmp_path / family)
-    shutil.copytree(os.path.join(TESTDATA, "checkpoints", family), output_dir)
-    task, loop = fixtures.build(family, output_dir)
+@pytest.mark.parametrize("run", fixtures.RUNS)
+def test_an_earlier_checkpoint_restores_and_scores_the_same(run, tmp_path):
+    output_dir = str(tmp_path / run)
+    shutil.copytree(os.path.join(TESTDATA, "checkpoints", run), output_dir)
+    task, loop = fixtures.build(run, output_dir)
     assert loop.restore()  # raises CheckpointMismatchError if any object is unmatched
     assert int(loop.epoch.numpy()) == 1
-    assert fixtures.scores(task, family) == pytest.approx(EXPECTED[family], rel=1e-5)
+    assert fixtures.scores(task, run) == pytest.approx(EXPECTED[run], rel=1e-5)
 
 
 def test_a_fresh_model_does_not_score_the_same(tmp_path):
     """The comparison above can fail: untrained weights give another loss."""
-    task, _ = fixtures.build("macro", str(tmp_path))
-    assert fixtures.scores(task, "macro") != pytest.approx(EXPECTED["macro"], rel=1e-5)
+    task, _ = fixtures.build("macro_search", str(tmp_path))
+    assert fixtures.scores(task, "macro_search") != pytest.approx(EXPECTED["macro_search"],
+                                                                 rel=1e-5)
