@@ -25,7 +25,12 @@ class ControllerSample:
 
 
 class Controller(keras.layers.Layer):
-    """Base of the space-specific policies (bias-free one-layer LSTM)."""
+    """Base of the space-specific policies (bias-free one-layer LSTM).
+
+    A subclass sets ``space`` (its SearchSpace) and implements ``_sample``.
+    """
+
+    space = None
 
     def __init__(self, lstm_size, tanh_constant=None, temperature=None,
                  init_range=0.1, **kwargs):
@@ -79,6 +84,12 @@ class Controller(keras.layers.Layer):
 
     def sample(self, seed, arc=None):
         """Samples an arc from ``seed`` (int [2]), or scores the given ``arc``."""
+        if not self.built:
+            self.build()
+        return self._sample(Decisions(seed, self.space.arc_length, arc))
+
+    def _sample(self, decisions):
+        """Makes every decision of an arc in order; returns ``decisions.result(...)``."""
         raise NotImplementedError
 
     def sample_batch(self, seeds):

@@ -59,10 +59,7 @@ class MacroController(controller.Controller):
         self.w_emb = self._weight("w_emb", (self.num_branches, self.lstm_size))
         self.build_attention()
 
-    def sample(self, seed, arc=None):
-        if not self.built:
-            self.build()
-        decisions = controller.Decisions(seed, self.space.arc_length, arc)
+    def _sample(self, decisions):
         c, h = self.zero_state()
         inputs = self.g_emb
         anchors, keys, penalties = [], [], []

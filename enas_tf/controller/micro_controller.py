@@ -58,10 +58,7 @@ class MicroController(controller.Controller):
         self.w_emb = self._weight("w_emb", (self.num_ops, self.lstm_size))
         self.build_attention()
 
-    def sample(self, seed, arc=None):
-        if not self.built:
-            self.build()
-        decisions = controller.Decisions(seed, self.space.arc_length, arc)
+    def _sample(self, decisions):
         state = self.zero_state()
         for reduction in (False, True):
             state = self._sample_cell(decisions, reduction, state)
