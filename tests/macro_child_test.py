@@ -32,11 +32,11 @@ class MacroLayerTest:
 
     def test_only_the_chosen_op_runs_and_equals_the_fixed_op(self):
         x = [images()]
-        search = macro_layer.MacroLayer(0, C)
+        search = macro_layer.MacroSearchLayer(0, C)
         outs = []
         for op in range(len(macro.OPS)):
             out = search(x, arc_of([op], [()]), training=True).numpy()
-            fixed = macro_layer.MacroLayer(0, C, op=op, skips=())
+            fixed = macro_layer.MacroFixedLayer(0, C, op, ())
             fixed.build([x[0].shape])
             fixed.set_weights(search.ops[op].get_weights())
             np.testing.assert_allclose(fixed(x, training=True).numpy(), out, rtol=1e-5,
@@ -48,7 +48,7 @@ class MacroLayerTest:
 
     def test_search_adds_the_chosen_skips_then_normalizes(self):
         inputs = [images(1), images(2), images(3)]
-        layer = macro_layer.MacroLayer(3, C)
+        layer = macro_layer.MacroSearchLayer(3, C)
         arc = macro.MacroSpace(4).encode(macro.MacroNet(
             (0, 0, 0, 2), ((), (0,), (0, 0), (1, 0, 1))))
         out = layer(inputs, tf.constant(arc), training=True).numpy()
@@ -58,7 +58,7 @@ class MacroLayerTest:
 
     def test_skip_inputs_not_chosen_get_zero_gradients(self):
         inputs = [tf.constant(images(s)) for s in (1, 2, 3)]
-        layer = macro_layer.MacroLayer(3, C)
+        layer = macro_layer.MacroSearchLayer(3, C)
         arc = macro.MacroSpace(4).encode(macro.MacroNet(
             (0, 0, 0, 4), ((), (0,), (0, 0), (1, 0, 0))))
         with tf.GradientTape() as tape:
@@ -68,7 +68,7 @@ class MacroLayerTest:
 
     def test_only_the_chosen_ops_weights_get_gradients(self):
         inputs = [images(4), images(5)]
-        layer = macro_layer.MacroLayer(2, C)
+        layer = macro_layer.MacroSearchLayer(2, C)
         layer.build([x.shape for x in inputs])
 
         @tf.function
@@ -84,14 +84,21 @@ class MacroLayerTest:
 
     def test_fixed_layer_concatenates_skips_into_a_1x1_conv(self):
         inputs = [images(6), images(7), images(8)]
-        layer = macro_layer.MacroLayer(3, C, op=4, skips=(1, 0, 1))
+        layer = macro_layer.MacroFixedLayer(3, C, 4, (1, 0, 1))
         out = layer(inputs, training=False)
         assert out.shape == (B, H, H, C)
         assert [op.name for op in layer.ops] == ["avg_pool_3x3"]
         assert layer.skip_conv.kernel.shape == (1, 1, 3 * C, C)
 
+    def test_a_fixed_layer_rejects_an_op_or_skips_it_cannot_have(self):
+        with pytest.raises(ValueError, match=r"^op must be in \[0, 3\]. Received: op=4$"):
+            macro_layer.MacroFixedLayer(2, C, 4, (0, 1), num_branches=4)
+        with pytest.raises(ValueError,
+                           match=r"^layer 2 needs 2 skip bits. Received: skips=\(1,\)$"):
+            macro_layer.MacroFixedLayer(2, C, 0, (1,))
+
     def test_a_bad_arc_fails_naming_its_position_in_the_whole_arc(self):
-        layer = macro_layer.MacroLayer(2, C, num_branches=4)
+        layer = macro_layer.MacroSearchLayer(2, C, num_branches=4)
         inputs = [images(9), images(10)]
         layer.build([x.shape for x in inputs])
         whole = [0, 1, 0, 2, 1, 1, 3, 0, 0, 1]  # a 4-layer arc: the layer reads 6 of it
@@ -111,8 +118,8 @@ class MacroLayerTest:
             "macro arc must have 6 integers (L + L(L-1)/2 for L=3 layers")
 
     def test_config_round_trip(self):
-        for layer in (macro_layer.MacroLayer(2, C, num_branches=4),
-                      macro_layer.MacroLayer(2, C, op=3, skips=(0, 1))):
+        for layer in (macro_layer.MacroSearchLayer(2, C, num_branches=4),
+                      macro_layer.MacroFixedLayer(2, C, 3, (0, 1))):
             clone = keras.layers.deserialize(keras.layers.serialize(layer))
             assert clone.get_config() == layer.get_config()
 

@@ -37,7 +37,7 @@ class MicroCellTest:
 
     def test_search_node_runs_the_chosen_ops_on_the_chosen_inputs(self):
         x0, x1 = images(0), images(1)
-        cell = micro_cell.MicroCell(C, num_nodes=1)
+        cell = micro_cell.MicroSearchCell(C, num_nodes=1)
         outs = []
         for op1, op2 in [(SEP3, AVG), (SEP5, AVG), (MAX, IDENTITY), (AVG, SEP3)]:
             out = cell([x0, x1], arc_of([(1, op1, 1, op2)]), training=True).numpy()
@@ -53,7 +53,7 @@ class MicroCellTest:
 
     def test_only_the_chosen_ops_and_weight_copies_get_gradients(self):
         x0, x1 = images(2), images(3)
-        cell = micro_cell.MicroCell(C, num_nodes=2)
+        cell = micro_cell.MicroSearchCell(C, num_nodes=2)
         cell.build([x0.shape, x1.shape])
         nodes = [(0, SEP5, 1, IDENTITY), (2, SEP3, 0, SEP3)]
         variables = [[op.trainable_variables for op in ops] for ops in cell.node_ops]
@@ -81,7 +81,7 @@ class MicroCellTest:
         # Eagerly the arc is read by value and indexed in Python; compiled,
         # every read is routed and so is its gradient.
         inputs = [tf.constant(images(8)), tf.constant(images(9))]
-        cell = micro_cell.MicroCell(C, num_nodes=2)
+        cell = micro_cell.MicroSearchCell(C, num_nodes=2)
         cell.build([x.shape for x in inputs])
         arc = arc_of(nodes)
 
@@ -99,7 +99,7 @@ class MicroCellTest:
 
     def test_combine_weights_of_read_states_get_no_gradient(self):
         x0, x1 = images(4), images(5)
-        cell = micro_cell.MicroCell(C, num_nodes=2)
+        cell = micro_cell.MicroSearchCell(C, num_nodes=2)
         arc = arc_of([(1, SEP3, 1, MAX), (2, AVG, 1, SEP5)])  # states 0 and 3 are loose
         with tf.GradientTape() as tape:
             loss = tf.reduce_sum(cell([x0, x1], arc, training=True) * x0)
@@ -108,7 +108,7 @@ class MicroCellTest:
         assert nonzero_rows(grad) == [True, False, False, True]
 
     def test_search_cell_calibrates_inputs_to_its_size(self):
-        cell = micro_cell.MicroCell(2 * C, num_nodes=2, reduction=True)
+        cell = micro_cell.MicroSearchCell(2 * C, num_nodes=2, reduction=True)
         arc = arc_of([(0, SEP3, 1, AVG), (2, MAX, 0, IDENTITY)])
         out = cell([images(6, (B, 2 * H, 2 * H, 3 * C)), images(7)], arc, training=True)
         assert out.shape == (B, H // 2, H // 2, 2 * C)
@@ -116,7 +116,7 @@ class MicroCellTest:
 
     def test_fixed_cell_owns_only_the_chosen_ops(self):
         nodes = [(0, SEP3, 1, IDENTITY), (0, AVG, 2, SEP5)]  # only node 1 is loose
-        cell = micro_cell.MicroCell(C, num_nodes=2, nodes=nodes)
+        cell = micro_cell.MicroFixedCell(C, num_nodes=2, nodes=nodes)
         out = cell([images(8), images(9)], training=True)
         assert [[op.name for op in ops] for ops in cell.node_ops] == [
             ["node0_x0_sep_conv_3x3"], ["node0_x1_identity"],
@@ -126,14 +126,14 @@ class MicroCellTest:
 
     def test_fixed_reduction_cell_strides_its_inputs_and_reduces_loose_inputs(self):
         nodes = [(0, MAX, 0, SEP3), (2, IDENTITY, 0, AVG)]  # input 1 and node 1 loose
-        cell = micro_cell.MicroCell(2 * C, num_nodes=2, reduction=True, nodes=nodes)
+        cell = micro_cell.MicroFixedCell(2 * C, num_nodes=2, reduction=True, nodes=nodes)
         out = cell([images(10), images(11)], training=True)
         assert cell.loose_ends == (1, 3)
         assert out.shape == (B, H // 2, H // 2, 2 * 2 * C)
         assert [op.strides for ops in cell.node_ops for op in ops] == [2, 2, 1, 2]
 
     def test_a_bad_arc_fails_naming_its_position_in_the_whole_arc(self):
-        cell = micro_cell.MicroCell(C, num_nodes=2)
+        cell = micro_cell.MicroSearchCell(C, num_nodes=2)
         x = [images(12), images(13)]
         cell.build([x[0].shape, x[1].shape])
         good = [0, 0, 1, 0, 2, 0, 1, 0] * 2
@@ -150,7 +150,7 @@ class MicroCellTest:
                 cell(x, tf.constant(bad))
             assert check_message(error.value) == f"micro arc {message}"
         with pytest.raises(ValueError, match="nodes must be"):
-            micro_cell.MicroCell(C, num_nodes=1, nodes=[(0, 0, 2, 0)])
+            micro_cell.MicroFixedCell(C, num_nodes=1, nodes=[(0, 0, 2, 0)])
 
     def test_drop_path_keeps_the_expected_value(self):
         x = tf.ones([4000, 1, 1, 2])
@@ -162,8 +162,8 @@ class MicroCellTest:
         assert dropped.mean() == pytest.approx(1.0, abs=0.05)
 
     def test_config_round_trip(self):
-        for cell in (micro_cell.MicroCell(C, num_nodes=2, reduction=True),
-                     micro_cell.MicroCell(C, num_nodes=1, nodes=[(0, 1, 1, 4)])):
+        for cell in (micro_cell.MicroSearchCell(C, num_nodes=2, reduction=True),
+                     micro_cell.MicroFixedCell(C, num_nodes=1, nodes=[(0, 1, 1, 4)])):
             clone = keras.layers.deserialize(keras.layers.serialize(cell))
             assert clone.get_config() == cell.get_config()
 

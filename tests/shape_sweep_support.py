@@ -64,11 +64,11 @@ def _macro_layers(case, policy):
     layer_id, filters = case["layer_id"], case["filters"]
     arc = _random_arc(macro.MacroSpace(layer_id + 1), case["seed"])
     if case["search"]:
-        layer = macro_layer.MacroLayer(layer_id, filters, dtype=policy)
+        layer = macro_layer.MacroSearchLayer(layer_id, filters, dtype=policy)
     else:
         view = macro.MacroSpace(layer_id + 1).decode(arc)
-        layer = macro_layer.MacroLayer(layer_id, filters, op=view.ops[layer_id],
-                                       skips=view.skips[layer_id], dtype=policy)
+        layer = macro_layer.MacroFixedLayer(layer_id, filters, view.ops[layer_id],
+                                            view.skips[layer_id], dtype=policy)
     arc = tf.constant(arc)
     return layer, lambda l, x, t: l([x] * max(layer_id, 1), arc, training=t)
 
@@ -77,12 +77,13 @@ def _micro_cell(case, policy):
     """A micro cell over two equal inputs, normal or reduction."""
     space = micro.MicroSpace(case["num_nodes"])
     arc = _random_arc(space, case["seed"])
-    nodes = None
-    if not case["search"]:
+    shape = (case["filters"], case["num_nodes"], case["reduction"])
+    if case["search"]:
+        layer = micro_cell.MicroSearchCell(*shape, dtype=policy)
+    else:
         view = space.decode(arc)
         nodes = (view.reduction if case["reduction"] else view.normal).nodes
-    layer = micro_cell.MicroCell(case["filters"], case["num_nodes"], case["reduction"],
-                                 nodes=nodes, dtype=policy)
+        layer = micro_cell.MicroFixedCell(*shape, nodes=nodes, dtype=policy)
     arc = tf.constant(arc)
     return layer, lambda l, x, t: l([x, x], arc, training=t)
 

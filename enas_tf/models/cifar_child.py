@@ -3,7 +3,11 @@
 Each class is both the shared-weight search model (``fixed_arc=None``; pass
 the int32 arc tensor to ``call``, one trace serves every architecture) and
 the static fixed-arc network for final training and export (only the chosen
-ops exist). Constructor arguments mirror the official ``child_*`` flags.
+ops exist). The two are different networks layer by layer, so each child
+builds its layers from the search or the fixed class of ``macro_layer`` and
+``micro_cell``; what stays in the child (stem, pooling, classifier, the arc
+check) is the same in both. Constructor arguments mirror the official
+``child_*`` flags.
 Images are NHWC float32, already normalised. l2 regularisation belongs to
 the trainer. A ``dtype`` policy given to a child is passed to every layer
 in it (under ``mixed_bfloat16`` the logits come out in bfloat16; the
@@ -77,11 +81,12 @@ class _CifarChild(keras.Model):
 class MacroChild(_CifarChild):
     """The macro child (official ``general_child``, whole channels).
 
-    Stem 3x3 conv-BN, then ``num_layers`` ``MacroLayer``s; after each pool
-    layer every layer output so far is factorized-reduced, with doubled
-    channels in fixed mode only (as the official code, which also reduced
-    the stem output that no later layer reads). Then global average
-    pooling, dropout and a dense layer without bias.
+    Stem 3x3 conv-BN, then ``num_layers`` macro layers (``MacroSearchLayer``
+    or ``MacroFixedLayer``); after each pool layer every layer output so far
+    is factorized-reduced, with doubled channels in fixed mode only (as the
+    official code, which also reduced the stem output that no later layer
+    reads). Then global average pooling, dropout and a dense layer without
+    bias.
 
     Call: ``model(images, arc=None, training=False)`` -> logits [B, classes].
     """
@@ -99,9 +104,7 @@ class MacroChild(_CifarChild):
         macro_layers, reductions = [], []
         filters = out_filters
         for i in range(num_layers):
-            macro_layers.append(macro_layer.MacroLayer(
-                i, filters, num_branches, op=net and net.ops[i], skips=net and net.skips[i],
-                name=f"layer_{i}", dtype=self.dtype_policy))
+            macro_layers.append(self._layer(i, filters, net))
             if i in self.pool_layers:
                 filters *= 1 if self.searching else 2
                 reductions.append(tuple(
@@ -110,6 +113,14 @@ class MacroChild(_CifarChild):
                     for j in range(i + 1)))
         # Tuples, not lists: see candidate_ops.
         self.macro_layers, self.reductions = tuple(macro_layers), tuple(reductions)
+
+    def _layer(self, i, filters, net):
+        """Layer i: the search layer, or the fixed one with its op and skips in ``net``."""
+        kwargs = dict(num_branches=self.num_branches, name=f"layer_{i}",
+                      dtype=self.dtype_policy)
+        if net is None:
+            return macro_layer.MacroSearchLayer(i, filters, **kwargs)
+        return macro_layer.MacroFixedLayer(i, filters, net.ops[i], net.skips[i], **kwargs)
 
     def build(self, images_shape):
         stem = _built_output_shape(self.stem, images_shape)
@@ -193,10 +204,11 @@ class AuxHead(keras.layers.Layer):
 class MicroChild(_CifarChild):
     """The micro child (official ``micro_child``).
 
-    Stem 3x3 conv (3 * out_filters)-BN, then ``num_layers + 2`` ``MicroCell``s,
-    each reading the two previous cells' outputs, with reduction cells (and
-    doubled filters) at ``MicroSpace.reduction_layers(num_layers)``. Then
-    ReLU, global average pooling, dropout and a dense layer without bias.
+    Stem 3x3 conv (3 * out_filters)-BN, then ``num_layers + 2`` micro cells
+    (``MicroSearchCell`` or ``MicroFixedCell``), each reading the two
+    previous cells' outputs, with reduction cells (and doubled filters) at
+    ``MicroSpace.reduction_layers(num_layers)``. Then ReLU, global average
+    pooling, dropout and a dense layer without bias.
     In search mode every BN uses batch statistics, also at evaluation (as the
     official search model).
 
@@ -235,10 +247,7 @@ class MicroChild(_CifarChild):
         for c in range(num_layers + 2):
             reduction = c in reduction_layers
             filters *= 2 if reduction else 1
-            cell = arc and (arc.reduction if reduction else arc.normal)
-            cells.append(micro_cell.MicroCell(
-                filters, num_nodes, reduction, nodes=cell and cell.nodes, name=f"cell_{c}",
-                dtype=self.dtype_policy))
+            cells.append(self._cell(c, filters, reduction, arc))
         self.cells = tuple(cells)  # not a list: see candidate_ops
         self.aux_index = reduction_layers[-1] + 1 if use_aux_heads else None
         self.aux_head = (AuxHead(num_classes, batch_stats_only=self.searching, name="aux_head",
@@ -247,6 +256,15 @@ class MicroChild(_CifarChild):
         if not self.searching and drop_path_keep_prob < 1.0:
             self.drop_path_progress = self.add_weight(
                 shape=(), initializer="zeros", trainable=False, name="drop_path_progress")
+
+    def _cell(self, c, filters, reduction, arc):
+        """Cell c: the search cell, or the fixed one with its nodes in ``arc``."""
+        kwargs = dict(name=f"cell_{c}", dtype=self.dtype_policy)
+        if arc is None:
+            return micro_cell.MicroSearchCell(filters, self.num_nodes, reduction, **kwargs)
+        nodes = (arc.reduction if reduction else arc.normal).nodes
+        return micro_cell.MicroFixedCell(filters, self.num_nodes, reduction, nodes=nodes,
+                                         **kwargs)
 
     def build(self, images_shape):
         stem = _built_output_shape(self.stem, images_shape)
