@@ -15,7 +15,7 @@ from enas_tf.cli import search_cifar
 from enas_tf.cli import search_ptb
 from enas_tf.search_space import known_arcs
 from ptb_cli import ROOT, TINY as PTB_TINY
-from search_cifar_test import MICRO_ARC, SPACES, TINY as CIFAR_TINY
+from cifar_cli import MICRO_ARC, SPACES, TINY as CIFAR_TINY
 
 
 def run_binary(module, args, capsys):

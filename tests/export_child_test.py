@@ -9,7 +9,7 @@ from enas_tf.export import saved_model
 from ptb_cli import run
 from saved_model_support import (assert_same_outputs, export_child, images, session_predict,
                                  tfsm_predict, tokens)
-from search_cifar_test import FIXED, SPACES, run as run_cifar
+from cifar_cli import FIXED, SPACES, run as run_cifar
 from serving_support import reference
 
 pytestmark = pytest.mark.slow  # runs and export_child in subprocesses

@@ -2,8 +2,6 @@
 
 import os
 import shutil
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -14,37 +12,10 @@ from enas_tf.data import cifar10
 from enas_tf.export import saved_model
 from enas_tf.models import cifar_child
 from enas_tf.search_space import known_arcs
-from enas_tf.search_space import macro
-from enas_tf.search_space import micro
-from ptb_cli import ROOT, read_arcs, read_summary
+from cifar_cli import DATA_DIR, FIXED, SPACE_OF, SPACES, run
+from ptb_cli import read_arcs, read_summary
 
 pytestmark = pytest.mark.slow  # bin/search_cifar end to end, in subprocesses
-
-BINARY = os.path.join(ROOT, "bin", "search_cifar")
-DATA_DIR = os.path.join(ROOT, "testdata", "cifar10")
-TINY = [f"--data_path={DATA_DIR}", "--batch_size=8", "--eval_batch_size=50", "--child_steps_per_epoch=4", "--controller_train_steps=2",
-        "--controller_num_aggregate=3", "--controller_lstm_size=8",
-        "--derive_num_samples=4", "--noverbose", "--log_every=2"]
-SPACES = {
-    "macro": ["--search_for=macro", "--child_num_layers=3", "--child_out_filters=4",
-              "--controller_tanh_constant=1.5"],
-    "micro": ["--search_for=micro", "--child_num_layers=1", "--child_num_cells=2",
-              "--child_out_filters=4", "--child_use_aux_heads",
-              "--controller_tanh_constant=1.1"],
-}
-SPACE_OF = {"macro": macro.MacroSpace(3), "micro": micro.MicroSpace(2)}
-MICRO_ARC = "0 4 1 2 1 0 0 3 1 1 1 0 2 4 0 2"  # 2-node cells
-FIXED = ["--nocontroller_training", "--num_epochs=1", "--child_steps_per_epoch=2",
-         "--eval_batch_size=100"]
-
-
-def run(args, check=True):
-    result = subprocess.run([sys.executable, BINARY] + TINY + args, capture_output=True,
-                            text=True, timeout=600, cwd=ROOT)
-    if check and result.returncode:
-        raise AssertionError(f"exit {result.returncode}:\n{result.stderr[-3000:]}")
-    return result
-
 
 @pytest.fixture(scope="module", params=sorted(SPACES))
 def search(request, tmp_path_factory):

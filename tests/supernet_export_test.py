@@ -24,7 +24,7 @@ from enas_tf.search_space import arcs
 from enas_tf.search_space import rnn
 from ptb_cli import run
 from saved_model_support import assert_same_outputs, export_child, images, tokens
-from search_cifar_test import SPACES, run as run_cifar
+from cifar_cli import SPACES, run as run_cifar
 from serving_support import reference, serving
 
 pytestmark = pytest.mark.slow  # searches and export_child runs in subprocesses
