@@ -44,7 +44,7 @@ class PtbConfig:
     lr_dec_every: int = 1  # child_lr_dec_every
     lr_dec_rate: float = 0.96  # child_lr_dec_rate
     lr_dec_min: float = 0.0  # child_lr_dec_min
-    grad_bound: float = 0.25  # child_grad_bound
+    grad_bound: float = 0.25  # child_grad_bound (0: no clipping)
     l2_reg: float = 1e-7  # child_l2_reg
     slowness_reg: float = 0.0  # child_rnn_slowness_reg
     reward_constant: float = 80.0  # controller_reward_constant
