@@ -7,11 +7,17 @@ controller trains for ``controller_train_steps`` updates of
 After the last epoch the final arc is derived as the paper describes:
 sample K arcs, score each on the same validation batches, keep the best.
 
+With ``search_strategy="random"`` (random search with weight sharing) the
+shared weights train on uniformly sampled arcs, there is no controller and
+no controller phase, and the derivation scores more uniform arcs, spending
+the validation batches the controller phases would have (see LoopConfig).
+
 In fixed mode (``task.fixed_arc`` set) the same loop trains that one arc
 from scratch, then reports valid and test metrics and exports the model.
 """
 
 import dataclasses
+import math
 import os
 import statistics
 import time
@@ -34,8 +40,26 @@ class LoopConfigError(errors.NamesParameters, ValueError):
     """Inconsistent loop settings; the message names the parameters."""
 
 
+SEARCH_STRATEGIES = ("enas", "random")
+
+
 @dataclasses.dataclass(frozen=True)
 class LoopConfig:
+    """The loop's settings; ``search_strategy`` picks how a search samples arcs.
+
+    ``"enas"``: a controller samples them and trains by REINFORCE. Each
+    controller epoch (an epoch with ``epoch % controller_train_every == 0``)
+    scores ``controller_train_steps x controller_num_aggregate`` arcs, each
+    on one validation batch; the derivation then scores
+    ``derive_num_samples`` arcs, each on the same ``derive_num_batches``
+    batches. ``"random"``: every arc position is uniform over its bound and
+    there is no controller. For an equal budget of validation-batch
+    evaluations the derivation scores ``derive_num_samples + ceil(C x
+    controller_train_steps x controller_num_aggregate / derive_num_batches)``
+    arcs, C the number of controller epochs, each on the same
+    ``derive_num_batches`` batches (see ``derive_arcs``).
+    """
+
     num_epochs: int = 1
     controller_training: bool = True
     controller_train_every: int = 1
@@ -52,13 +76,31 @@ class LoopConfig:
     export_dir: str = ""
     model_name: str = "enas"
     verbose: bool = True
+    search_strategy: str = "enas"  # one of SEARCH_STRATEGIES
 
     def __post_init__(self):
+        if self.search_strategy not in SEARCH_STRATEGIES:
+            raise LoopConfigError(f"{{search_strategy}} must be one of "
+                                  f"{', '.join(SEARCH_STRATEGIES)}. "
+                                  f"Received: {self.search_strategy!r}")
         k, n = self.controller_batch_arcs, self.controller_num_aggregate
         if k < 1 or n % k:
             divisors = [d for d in range(1, n + 1) if n % d == 0]
             raise LoopConfigError(f"{{controller_batch_arcs}}={k} must divide "
                                   f"{{controller_num_aggregate}}={n} (allowed: {divisors})")
+
+    def controller_arcs(self):
+        """Arcs an ENAS search's controller phases score, one validation batch each."""
+        controller_epochs = -(-self.num_epochs // self.controller_train_every)
+        return (controller_epochs * self.controller_train_steps
+                * self.controller_num_aggregate)
+
+    def derive_arcs(self):
+        """Arcs the derivation scores: random search adds the controller's budget."""
+        if self.search_strategy == "enas":
+            return self.derive_num_samples
+        return self.derive_num_samples + math.ceil(
+            self.controller_arcs() / self.derive_num_batches)
 
 
 class SearchLoop:
@@ -70,6 +112,10 @@ class SearchLoop:
         self.rng = rng
         self.controller, self.reinforce = controller, reinforce
         self.mode = "fixed" if task.fixed_arc is not None else "search"
+        self.random_search = self.mode == "search" and config.search_strategy == "random"
+        if self.random_search and (controller is not None or reinforce is not None):
+            raise LoopConfigError("a {search_strategy}='random' search has no controller: "
+                                  "pass controller=None and reinforce=None")
         self.run_metadata = run_metadata or {}
         self.arc_log = run_dir.ArcLog(output_dir)
         self.epoch = tf.Variable(0, dtype=tf.int64, name="epoch")
@@ -94,17 +140,27 @@ class SearchLoop:
             self.checkpoint, os.path.join(output_dir, run_dir.CHECKPOINTS),
             max_to_keep=config.max_checkpoints)
         self._writer = None  # made on first use: restore() must find the directory untouched
-        if self.mode == "search":
+        if self.random_search:
+            self._sample_arc = tf.function(self._uniform_arc_fn)
+        elif self.mode == "search":
             self._sample_arc = tf.function(self._sample_arc_fn)
             self._score = tf.function(self._score_fn)
             self._score_batch = tf.function(self._score_batch_fn)
             self._apply = tf.function(reinforce.apply)
+        if self.mode == "search":
             self._reward = tf.function(task.reward)
         self.started = time.time()
 
-    # Compiled controller pieces -------------------------------------------
+    # Compiled sampling and controller pieces ---------------------------------
     def _sample_arc_fn(self):
         return self.controller.sample(self.rng.make_seeds(1)[:, 0]).arc
+
+    def _uniform_arc_fn(self):
+        """Every position uniform over ``[0, bound)``, from the checkpointed generator
+        (full-range int64 draws modulo the bound: a bias below 2**-40)."""
+        bounds = tf.constant(self.task.space.bounds, tf.int64)
+        draws = self.rng.uniform_full_int(bounds.shape, tf.int64)
+        return tf.cast(tf.math.floormod(draws, bounds), tf.int32)
 
     def _score_fn(self, batch):
         return self.reinforce.score(self.rng.make_seeds(1)[:, 0],
@@ -185,7 +241,7 @@ class SearchLoop:
         metrics = {"lr": lr}
         metrics.update(self._child_phase())
         cfg = self.config
-        if (self.mode == "search" and cfg.controller_training
+        if (self.mode == "search" and not self.random_search and cfg.controller_training
                 and epoch % cfg.controller_train_every == 0):
             metrics.update(self._controller_phase(epoch))
         if (epoch + 1) % cfg.eval_every_epochs == 0 or epoch + 1 == cfg.num_epochs:
@@ -257,12 +313,14 @@ class SearchLoop:
         return metrics
 
     def _derive(self):
-        """Samples K arcs, scores each on the same validation batches."""
+        """Samples K arcs (``LoopConfig.derive_arcs``), scores each on the same
+        validation batches, keeps the best; counts the validation batches spent."""
         cfg = self.config
         batches = [self.task.reward_batch() for _ in range(cfg.derive_num_batches)]
         epoch = int(self.epoch.numpy())
         records, best = [], None
-        for _ in range(cfg.derive_num_samples):
+        num_arcs = cfg.derive_arcs()
+        for _ in range(num_arcs):
             arc = self._sample_arc()
             scores = np.array([[v.numpy() for v in self._reward(arc, b)] for b in batches])
             value, metric = scores.mean(axis=0).tolist()
@@ -273,7 +331,11 @@ class SearchLoop:
         arc_string = self.task.space.to_string(best[0])
         run_dir.write_text(os.path.join(self.output_dir, run_dir.BEST_ARC), arc_string + "\n")
         diagram = self.task.write_diagram(best[0], os.path.join(self.output_dir, "best_arc"))
-        result = {"best_arc": arc_string, "best_reward": best[1], "diagram": diagram}
+        result = {"best_arc": arc_string, "best_reward": best[1], "diagram": diagram,
+                  "derive_num_samples_used": num_arcs,
+                  "validation_batches_evaluated": (
+                      int(self.controller_steps.numpy()) * cfg.controller_num_aggregate
+                      + num_arcs * cfg.derive_num_batches)}
         result.update(self.task.evaluate(best[0], "valid"))
         logging.info("Derived best arc %s (reward %.4f)", arc_string, best[1])
         return result
@@ -313,6 +375,8 @@ class SearchLoop:
             "child_step_seconds": _median(self.child_seconds),
             "controller_step_seconds": _median(self.controller_seconds),
         }
+        if self.mode == "search":
+            summary["search_strategy"] = self.config.search_strategy
         summary.update(_jsonable(self.results))
         run_dir.write_json(os.path.join(self.output_dir, run_dir.SUMMARY), summary)
         return summary
@@ -321,8 +385,9 @@ class SearchLoop:
         traces = dict(self.task.traces())
         if self.mode == "search":
             traces.update(sample_arc=self._sample_arc.experimental_get_tracing_count(),
-                          controller_update=self._apply.experimental_get_tracing_count(),
                           derive_reward=self._reward.experimental_get_tracing_count())
+        if self.mode == "search" and not self.random_search:
+            traces.update(controller_update=self._apply.experimental_get_tracing_count())
             if self.config.controller_batch_arcs == 1:
                 traces.update(controller_score=self._score.experimental_get_tracing_count())
             else:
