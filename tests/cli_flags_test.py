@@ -53,6 +53,7 @@ def test_search_ptb(tmp_path, capsys, args, message):
     (["--child_lstm_x_keep=1.5"], ["child_lstm_x_keep", "1.5"]),
     (["--flagfile=flags/nope.cfg"], ["Unable to open flagfile", "flags/nope.cfg"]),
     (["--child_rhn_dept=3"], ["child_rhn_depth"]),  # the closest known flag
+    (["--search_strategy=evolution"], ["--search_strategy=evolution", "enas|random"]),
 ])
 def test_search_ptb_flag_parsing(tmp_path, capsys, args, messages):
     code, err = run_binary(search_ptb, PTB_TINY + [f"--output_dir={tmp_path / 'out'}"] + args,

@@ -55,6 +55,8 @@ class RoundTripTest:
         lambda d: ptb_run(d, fixed_arc="1 0 0 1 3 0 2"),
         lambda d: cifar_run("macro", d, " ".join(known_arcs.CIFAR_MACRO_FINAL.split())),
         lambda d: cifar_run("micro", d),
+        lambda d: dataclasses.replace(ptb_run(d), loop=dataclasses.replace(
+            ptb_run(d).loop, search_strategy="random")),
     ])
     def test_save_then_load_gives_the_same_config(self, tmp_path, make):
         config = make(str(tmp_path))
@@ -111,6 +113,8 @@ class MalformedTest:
         (lambda o: o["task"]["keep_probs"].pop("state"), "task.keep_probs.state is missing"),
         (lambda o: o["loop"].update(epochs=3), "loop.epochs is not a field of LoopConfig"),
         (lambda o: o["loop"].update(controller_batch_arcs=3), "loop: "),
+        (lambda o: o["loop"].update(search_strategy="evolution"),
+         "loop: search_strategy must be one of enas, random. Received: 'evolution'"),
         (lambda o: o.update(controller=[]), "controller must be an object. Received: list"),
         (lambda o: o.update(fixed_arc="1 0 0"), "ptb arc must have 7 integers"),
         (lambda o: o.update(strategy="horovod"),

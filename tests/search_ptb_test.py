@@ -10,7 +10,9 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 import tensorflow as tf
+from absl.testing import flagsaver
 
+from enas_tf.cli import export_child
 from enas_tf.data import ptb
 from enas_tf.export import saved_model
 from enas_tf.models import ptb_child
@@ -79,6 +81,38 @@ class SearchRunTest:
         assert "--child_rhn_depth=4" in lines
         assert "--num_epochs=2" in lines
         assert "--controller_training" in lines
+
+
+class RandomSearchTest:
+
+    def test_searches_without_a_controller_and_exports_its_best_arc(self, tmp_path, capsys):
+        output_dir, export_dir = str(tmp_path / "random"), str(tmp_path / "export")
+        run([f"--output_dir={output_dir}", "--num_epochs=2", "--search_strategy=random"])
+        summary = read_summary(output_dir)
+        assert summary["search_strategy"] == "random"
+        assert summary["controller_steps"] == 0
+        # TINY: 2 controller epochs x 2 steps x 3 arcs, on 1 batch each, added to 4.
+        assert summary["derive_num_samples_used"] == 4 + 2 * 2 * 3
+        assert summary["validation_batches_evaluated"] == 4 + 2 * 2 * 3
+        assert set(summary["traces"]) == {"child_train_step", "child_eval_step",
+                                          "sample_arc", "derive_reward"}
+        arcs = read_arcs(output_dir)
+        assert [r["phase"] for r in arcs] == ["derive"] * 16
+        assert summary["best_arc"] == max(arcs, key=lambda r: r["reward"])["arc"]
+        with open(os.path.join(output_dir, "flags.cfg"), encoding="utf-8") as f:
+            assert "--search_strategy=random" in f.read().split()
+        with open(os.path.join(output_dir, "config.json"), encoding="utf-8") as f:
+            assert json.load(f)["loop"]["search_strategy"] == "random"
+
+        # bin/export_child exports its best arc from the shared weights (in-process).
+        with flagsaver.flagsaver(), pytest.MonkeyPatch.context() as patch:
+            patch.setattr(sys, "argv", ["export_child", f"--output_dir={output_dir}",
+                                        f"--export_dir={export_dir}", "--model_name=lm"])
+            with pytest.raises(SystemExit) as exited:
+                export_child.run()
+        assert exited.value.code in (0, None), capsys.readouterr().err[-2000:]
+        metadata = saved_model.read_metadata(os.path.join(export_dir, "lm", "1"))
+        assert metadata["arc"] == summary["best_arc"]
 
 
 class ResumeTest:

@@ -75,6 +75,21 @@ flags.DEFINE_enum("child_precision", "float32", precision.PRECISIONS,
                   "softmax, losses, rewards and batch-norm statistics in float32; "
                   "faster on CPUs with AVX-512 BF16 / AMX). Exports answer in float32.")
 
+# The search ------------------------------------------------------------------
+flags.DEFINE_enum("search_strategy", "enas", search.SEARCH_STRATEGIES, "How a search "
+                  "samples arcs. 'enas': the controller, trained by REINFORCE; it scores "
+                  "--controller_train_steps x --controller_num_aggregate arcs (one "
+                  "validation batch each) per controller epoch, then derives "
+                  "--derive_num_samples arcs. 'random': random search with weight sharing: "
+                  "the shared weights train on uniformly sampled arcs (every position "
+                  "uniform over its choices), no controller and no controller phase; the "
+                  "same validation budget goes to the derivation, which scores "
+                  "--derive_num_samples + ceil(C x --controller_train_steps x "
+                  "--controller_num_aggregate / --derive_num_batches) uniform arcs, C the "
+                  "epochs with a controller phase. Either way each derived arc is scored "
+                  "on the same --derive_num_batches validation batches and the best kept. "
+                  "Fixed-arc runs ignore it.")
+
 # The controller -------------------------------------------------------------
 flags.DEFINE_boolean("controller_training", True, "Train the controller (search). "
                      "--nocontroller_training trains the architecture of "
@@ -106,7 +121,8 @@ flags.DEFINE_boolean("controller_sync_replicas", True, "Accepted for the officia
                      "scripts; gradients of --controller_num_aggregate arcs are always "
                      "averaged per update.")
 flags.DEFINE_integer("derive_num_samples", 100, "Arcs sampled at the end of a search "
-                     "to pick the best (the paper's 'several').", lower_bound=1)
+                     "to pick the best (the paper's 'several'); a random search adds "
+                     "the controller's budget (see --search_strategy).", lower_bound=1)
 flags.DEFINE_integer("derive_num_batches", 1, "Validation batches each derived arc is "
                      "scored on (the paper: one minibatch).", lower_bound=1)
 
@@ -147,7 +163,8 @@ _FLAG_NAMES = {"strategy": "--distribution_strategy", "num_cpu_devices": "--num_
                "batch_size": "--batch_size", "output_dir": "--output_dir",
                "reset_output_dir": "--reset_output_dir",
                "controller_batch_arcs": "--controller_batch_arcs",
-               "controller_num_aggregate": "--controller_num_aggregate"}
+               "controller_num_aggregate": "--controller_num_aggregate",
+               "search_strategy": "--search_strategy"}
 
 
 def _worded(error):
@@ -239,7 +256,8 @@ def run_config(family, task_config, arc_text, data, modules, output_dir, chief=T
             rollback_lr_factor=FLAGS.rollback_lr_factor,
             export_dir=(chief and FLAGS.export_dir) or os.path.join(output_dir, "export"),
             model_name=FLAGS.model_name or run_config_lib.default_model_name(family),
-            verbose=FLAGS.verbose)
+            verbose=FLAGS.verbose,
+            search_strategy=FLAGS.search_strategy)
     except ValueError as e:
         raise UsageError(_worded(e)) from None
     controller = run_config_lib.ControllerConfig(
@@ -261,7 +279,7 @@ def run_search(run, task, rng, output_dir, modules, write_task_files=None):
     once a checkpoint of another model has been refused.
     """
     controller = reinforce = None
-    if run.fixed_arc is None:
+    if run.fixed_arc is None and run.loop.search_strategy == "enas":
         controller, reinforce = run_config_lib.build_controller(
             run.family, run.task, run.controller)
     loop = search.SearchLoop(

@@ -88,7 +88,7 @@ class RunConfig:
     family: str  # one of FAMILIES
     task: ptb_task.PtbConfig | cifar_task.CifarConfig
     loop: search.LoopConfig
-    controller: ControllerConfig  # recorded for fixed runs too; built only by searches
+    controller: ControllerConfig  # recorded for every run; built only by ENAS searches
     data: DataConfig = DataConfig()
     seed: int = 0
     strategy: str = "none"  # one of distribute.STRATEGIES
