@@ -1,6 +1,7 @@
 """Random search with weight sharing (search_strategy="random"): uniform arcs, no
 controller, the derivation spending the controller's validation budget."""
 
+import dataclasses
 import glob
 import math
 import os
@@ -75,7 +76,7 @@ class LoopConfigTest:
     def test_random_derives_the_controller_budget_in_arcs(self):
         assert LOOP.controller_arcs() == 2 * 1 * 3
         assert LOOP.derive_arcs() == 2 + math.ceil(6 / 4)
-        enas = search.LoopConfig(**dict(LOOP.__dict__, search_strategy="enas"))
+        enas = dataclasses.replace(LOOP, search_strategy="enas")
         assert enas.derive_arcs() == 2
 
     def test_a_random_loop_refuses_a_controller(self, tmp_path):
@@ -114,8 +115,7 @@ class RandomSearchRunTest:
         out = {}
         for strategy in search.SEARCH_STRATEGIES:
             output_dir = str(tmp_path_factory.mktemp(strategy))
-            loop, _ = make_loop(output_dir, search.LoopConfig(
-                **dict(LOOP.__dict__, search_strategy=strategy)))
+            loop, _ = make_loop(output_dir, dataclasses.replace(LOOP, search_strategy=strategy))
             out[strategy] = output_dir, loop.run()
         return out
 
@@ -153,8 +153,8 @@ class RandomSearchRunTest:
             assert f.read().strip() == best["arc"]
 
     def test_resumed_run_equals_an_uninterrupted_one(self, tmp_path):
-        two = search.LoopConfig(**dict(LOOP.__dict__, num_epochs=2))
-        one = search.LoopConfig(**dict(LOOP.__dict__, num_epochs=1))
+        two = dataclasses.replace(LOOP, num_epochs=2)
+        one = dataclasses.replace(LOOP, num_epochs=1)
         straight_loop, straight = make_loop(str(tmp_path / "straight"), two)
         straight_summary = straight_loop.run()
         make_loop(str(tmp_path / "resumed"), one)[0].run()
