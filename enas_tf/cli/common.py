@@ -94,7 +94,8 @@ flags.DEFINE_enum("search_strategy", "enas", search.SEARCH_STRATEGIES, "How a se
 flags.DEFINE_boolean("controller_training", True, "Train the controller (search). "
                      "--nocontroller_training trains the architecture of "
                      "--child_fixed_arc or --child_fixed_arc_file from scratch; without "
-                     "one it is an error.")
+                     "one it is an error (a search without a controller is "
+                     "--search_strategy=random).")
 flags.DEFINE_integer("controller_train_every", 1, "Controller phase every N epochs.",
                      lower_bound=1)
 flags.DEFINE_integer("controller_train_steps", 100, "Controller updates per phase.",
