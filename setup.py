@@ -24,6 +24,9 @@ setuptools.setup(
         "importlib_resources",  # tensorflow-datasets 4.9 imports it
         "absl-py",
         "numpy",
+        # bin/study_search: its statistics (scipy.stats) and pictures (matplotlib).
+        "scipy",
+        "matplotlib",
         # bin/serve_child: TF Serving's protos and gRPC stubs (30 kB). Release
         # X.Y requires tensorflow>=X.Y,<3, grpcio and protobuf, all of which
         # tensorflow X.Y already brings: installing it changes nothing else.
@@ -36,7 +39,9 @@ setuptools.setup(
             "enas-search-cifar=enas_tf.cli.search_cifar:run",
             "enas-serve-child=enas_tf.cli.serve_child:run",
             "enas-export-child=enas_tf.cli.export_child:run",
+            "enas-study-search=enas_tf.cli.study_search:run",
         ],
     },
-    scripts=["bin/search_ptb", "bin/search_cifar", "bin/serve_child", "bin/export_child"],
+    scripts=["bin/search_ptb", "bin/search_cifar", "bin/serve_child", "bin/export_child",
+             "bin/study_search"],
 )
