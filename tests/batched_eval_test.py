@@ -80,7 +80,7 @@ def test_batched_sampling_gives_each_arc_its_own_sequential_statistics(name):
         sampled = controller.sample(seed)
         forced = controller.sample(None, arc=tf.constant(arcs[i]))
         np.testing.assert_array_equal(arcs[i], sampled.arc.numpy())
-        for field in ("log_prob", "entropy", "penalty"):
+        for field in ("log_prob", "entropy", "decision_entropies", "penalty"):
             np.testing.assert_allclose(getattr(batch, field)[i].numpy(),
                                        getattr(forced, field).numpy(), rtol=1e-5, atol=1e-6)
 

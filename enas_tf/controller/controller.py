@@ -21,6 +21,7 @@ class ControllerSample:
     arc: tf.Tensor  # int32 [arc_length]
     log_prob: tf.Tensor  # sum of the decisions' log-probabilities
     entropy: tf.Tensor  # sum of the decisions' distribution entropies
+    decision_entropies: tf.Tensor  # float32 [arc_length]: each position's, in arc order
     penalty: tf.Tensor  # extra loss term (the macro skip KL), 0 elsewhere
 
 
@@ -126,7 +127,7 @@ class Decisions:
         self.seeds = (None if forced_arc is not None else
                       tf.unstack(tf.random.experimental.stateless_split(
                           tf.cast(seed, tf.int64), num_decisions)))
-        self.choices, self.log_probs, self.entropies = {}, [], []
+        self.choices, self.log_probs, self.entropies = {}, [], {}
 
     def choose(self, logits, position=None):
         """logits [1, K] -> int32 scalar choice, recording its statistics.
@@ -142,7 +143,7 @@ class Decisions:
                 logits, 1, self.seeds[position], dtype=tf.int32)[0, 0]
         log_p = tf.nn.log_softmax(logits)[0]
         self.log_probs.append(log_p[choice])
-        self.entropies.append(-tf.reduce_sum(tf.exp(log_p) * log_p))
+        self.entropies[position] = -tf.reduce_sum(tf.exp(log_p) * log_p)
         self.choices[position] = choice
         return choice
 
@@ -150,5 +151,6 @@ class Decisions:
         return ControllerSample(
             arc=tf.stack([self.choices[p] for p in sorted(self.choices)]),
             log_prob=tf.add_n(self.log_probs),
-            entropy=tf.add_n(self.entropies),
+            entropy=tf.add_n(list(self.entropies.values())),
+            decision_entropies=tf.stack([self.entropies[p] for p in sorted(self.entropies)]),
             penalty=tf.convert_to_tensor(penalty, tf.float32))

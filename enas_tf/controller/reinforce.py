@@ -68,7 +68,8 @@ class Reinforce(tf.Module):
         self._accumulate(guard.zero_unless(finite, grads), tf.cast(finite, tf.int32))
         return {"arc": sample.arc, "metric": metric, "reward": reward,
                 "baseline": baseline, "advantage": advantage, "loss": loss,
-                "entropy": sample.entropy, "log_prob": sample.log_prob}
+                "entropy": sample.entropy, "log_prob": sample.log_prob,
+                "decision_entropies": sample.decision_entropies}
 
     def score_batch(self, seeds, rewards_fn):
         """``score`` for K arcs in one step: seeds int [K, 2], arc i from seeds[i].
@@ -99,7 +100,8 @@ class Reinforce(tf.Module):
                          tf.where(grads_finite, tf.reduce_sum(tf.cast(finite, tf.int32)), 0))
         return {"arc": sample.arc, "metric": metric, "reward": reward,
                 "baseline": baseline, "advantage": advantage, "loss": loss,
-                "entropy": sample.entropy, "log_prob": sample.log_prob}
+                "entropy": sample.entropy, "log_prob": sample.log_prob,
+                "decision_entropies": sample.decision_entropies}
 
     def _judge(self, sample, reward_fn, baseline_fn):
         """(reward, metric, baseline, advantage) of the sampled arc(s)."""

@@ -120,6 +120,13 @@ class SearchSpace(abc.ABC):
     def to_string(self, arc) -> str:
         return " ".join(str(v) for v in self.validate(arc).tolist())
 
+    op_names: tuple = ()  # the values of an op position, by index
+
+    def op_positions(self) -> list:
+        """The arc positions that choose an op among ``op_names`` (the others
+        choose wiring); a search's policy statistics count ops there."""
+        return []
+
     def random_arc(self, rng: np.random.Generator) -> np.ndarray:
         """A uniformly random valid arc (tests, random-search baselines)."""
         return rng.integers(0, self.bounds).astype(np.int32)

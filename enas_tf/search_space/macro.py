@@ -59,6 +59,13 @@ class MacroSpace(arcs.SearchSpace):
     def bounds(self) -> np.ndarray:
         return self._bounds
 
+    @property
+    def op_names(self) -> tuple:
+        return OPS[:self.num_branches]
+
+    def op_positions(self) -> list:
+        return [self.op_position(layer) for layer in range(self.num_layers)]
+
     @staticmethod
     def op_position(layer: int) -> int:
         return layer + layer * (layer - 1) // 2

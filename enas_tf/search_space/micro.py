@@ -67,6 +67,13 @@ class MicroSpace(arcs.SearchSpace):
     def bounds(self) -> np.ndarray:
         return self._bounds
 
+    @property
+    def op_names(self) -> tuple:
+        return OPS[:self.num_ops]
+
+    def op_positions(self) -> list:
+        return [p for p in range(self.arc_length) if FIELDS[p % 4].startswith("op")]
+
     def position(self, reduction: bool, node: int, field: int) -> int:
         """Where ``field`` (0..3: input 1, op 1, input 2, op 2) of a node sits."""
         if not 0 <= node < self.num_nodes or not 0 <= field < len(FIELDS):

@@ -58,6 +58,11 @@ class RnnSpace(arcs.SearchSpace):
     def bounds(self) -> np.ndarray:
         return self._bounds
 
+    op_names = ACTIVATIONS
+
+    def op_positions(self) -> list:
+        return [self.activation_position(node) for node in range(self.num_nodes)]
+
     @staticmethod
     def prev_position(node: int) -> int:
         return 2 * node - 1

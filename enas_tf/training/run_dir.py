@@ -22,6 +22,7 @@ FLAGS = "flags.cfg"
 CONFIG = "config.json"  # the RunConfig (run_config.py)
 CHECKPOINTS = "checkpoints"
 TENSORBOARD = "tensorboard"
+POLICY_PICTURE = "policy.png"  # the ops the controller samples, per position
 LOCK = ".lock"
 
 _held_locks = []  # open lock files: a lock lives as long as its process

@@ -29,6 +29,7 @@ from absl import logging
 
 from enas_tf.training import batched_scoring
 from enas_tf.training import errors
+from enas_tf.training import policy_watch
 from enas_tf.training import run_dir
 
 
@@ -77,6 +78,10 @@ class LoopConfig:
     model_name: str = "enas"
     verbose: bool = True
     search_strategy: str = "enas"  # one of SEARCH_STRATEGIES
+    # Warn when the controller's entropy falls below this fraction of its first
+    # epoch's while the mean reward has not improved for reward_stall_epochs.
+    entropy_collapse_ratio: float = 0.5
+    reward_stall_epochs: int = 5
 
     def __post_init__(self):
         if self.search_strategy not in SEARCH_STRATEGIES:
@@ -118,6 +123,8 @@ class SearchLoop:
                                   "pass controller=None and reinforce=None")
         self.run_metadata = run_metadata or {}
         self.arc_log = run_dir.ArcLog(output_dir)
+        self.policy_watch = policy_watch.PolicyWatch(config.entropy_collapse_ratio,
+                                                     config.reward_stall_epochs)
         self.epoch = tf.Variable(0, dtype=tf.int64, name="epoch")
         self.child_steps = tf.Variable(0, dtype=tf.int64, name="child_steps")
         self.controller_steps = tf.Variable(0, dtype=tf.int64, name="controller_steps")
@@ -189,6 +196,7 @@ class SearchLoop:
             self.manager.save(checkpoint_number=0)  # a rollback target from the start
         epoch = int(self.epoch.numpy())
         self.arc_log.truncate_to_epoch(epoch)
+        self.policy_watch.rebuild(self.arc_log.read())
         while epoch < self.config.num_epochs:
             try:
                 self._run_epoch(epoch)
@@ -279,7 +287,7 @@ class SearchLoop:
 
     def _controller_phase(self, epoch):
         cfg = self.config
-        records, rewards = [], []
+        records, rewards, arcs, entropies, decision_entropies = [], [], [], [], []
         for _ in range(cfg.controller_train_steps):
             for _ in range(cfg.controller_num_aggregate // cfg.controller_batch_arcs):
                 started = time.perf_counter()
@@ -288,9 +296,14 @@ class SearchLoop:
                 self.controller_seconds.append(
                     (time.perf_counter() - started) / cfg.controller_batch_arcs)
                 rewards.extend(float(r) for r in outs["reward"])
-                records.extend(self._arc_record(epoch, "controller", arc, reward, metric)
-                               for arc, reward, metric in zip(
-                                   outs["arc"], outs["reward"], outs["metric"]))
+                arcs.extend(outs["arc"])
+                entropies.extend(float(e) for e in outs["entropy"])
+                decision_entropies.extend(outs["decision_entropies"])
+                records.extend(dict(self._arc_record(epoch, "controller", arc, reward, metric),
+                                    entropy=float(entropy))
+                               for arc, reward, metric, entropy in zip(
+                                   outs["arc"], outs["reward"], outs["metric"],
+                                   outs["entropy"]))
             grad_norm = float(self._apply().numpy())
             self.controller_steps.assign_add(1)
             out = {name: value[-1] for name, value in outs.items()}  # the last arc's
@@ -300,8 +313,28 @@ class SearchLoop:
                  "grad_norm": grad_norm, self.task.metric_name: out["metric"]},
                 "controller", step=int(self.controller_steps.numpy()))
         self.arc_log.append(records)
-        return {"controller_mean_reward": float(np.mean(rewards)),
-                "controller_baseline": float(out["baseline"])}
+        return dict(self._watch_policy(epoch, arcs, rewards, entropies, decision_entropies),
+                    controller_mean_reward=float(np.mean(rewards)),
+                    controller_baseline=float(out["baseline"]))
+
+    def _watch_policy(self, epoch, arcs, rewards, entropies, decision_entropies):
+        """The epoch's policy statistics (TensorBoard ``policy/*``, ``policy.png``),
+        and a warning if the policy collapsed; returns the summary's entropy figures."""
+        space = self.task.space
+        stats = policy_watch.epoch_statistics(space, arcs, decision_entropies)
+        self._write_scalars(stats, "policy", step=epoch)
+        with self._writer.as_default(step=epoch):
+            tf.summary.histogram("policy/decision_entropy",
+                                 np.mean(decision_entropies, axis=0))
+        if space.op_positions():
+            policy_watch.write_picture(
+                space, arcs, os.path.join(self.output_dir, run_dir.POLICY_PICTURE),
+                f"ops sampled by the controller, epoch {epoch}")
+        warning = self.policy_watch.observe(epoch, rewards, entropies)
+        if warning:
+            logging.warning("epoch %d: %s", epoch, warning)
+        return {"controller_entropy": stats["entropy"],
+                "policy_entropy_fraction": stats["entropy_fraction"]}
 
     def _evaluate_epoch(self, epoch):
         if self.mode == "fixed":
