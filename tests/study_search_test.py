@@ -1,0 +1,256 @@
+"""bin/study_search: a tiny PTB study end to end, interrupted and resumed, and its
+report checked against the run directories; bad study flags.
+
+The study is flags/study_ptb_tiny.cfg: 2 seeds per strategy and 2 random
+arcs (below the study's minimum of 3 and 8, so the whole file runs in about
+two minutes), each run one epoch of 6 steps.
+"""
+
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+from absl.testing import flagsaver
+from scipy import stats
+
+from enas_tf.cli import study_search
+from enas_tf.training import run_config
+from ptb_cli import ROOT, run_binary
+
+BINARY = os.path.join(ROOT, "bin", "study_search")
+TINY = ["--flagfile=flags/study_ptb_tiny.cfg"]
+SEARCHES = ["search_enas_seed0", "search_random_seed0", "search_enas_seed1",
+            "search_random_seed1"]
+RETRAININGS = [f"retrain_{name}" for name in SEARCHES] + ["retrain_random_0",
+                                                          "retrain_random_1"]
+
+
+def read_json(*parts):
+    with open(os.path.join(*parts), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def summary_mtimes(study_dir, names):
+    return {name: os.stat(os.path.join(study_dir, name, "summary.json")).st_mtime_ns
+            for name in names}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """Runs the tiny study as 3 runs, then the rest, then once more; returns what
+    each step left, for the tests below."""
+    study_dir = str(tmp_path_factory.mktemp("study") / "ptb")
+    args = TINY + [f"--study_dir={study_dir}"]
+    first = run_binary(BINARY, args + ["--study_max_runs=3"])
+    after_first = sorted(n for n in os.listdir(study_dir) if n.startswith(("search_", "retrain_")))
+    first_mtimes = summary_mtimes(study_dir, after_first)
+    reported_early = os.path.exists(os.path.join(study_dir, "report.json"))
+    second = run_binary(BINARY, args)
+    report_after_second = read_json(study_dir, "report.json")
+    all_mtimes = summary_mtimes(study_dir, SEARCHES + RETRAININGS)
+    score_mtimes = {n: os.stat(os.path.join(study_dir, "scores", f"{n}.json")).st_mtime_ns
+                    for n in SEARCHES}
+    third = run_binary(BINARY, args)
+    return {"dir": study_dir, "first": first, "after_first": after_first,
+            "first_mtimes": first_mtimes, "reported_early": reported_early, "second": second,
+            "report_after_second": report_after_second, "all_mtimes": all_mtimes,
+            "score_mtimes": score_mtimes, "third": third,
+            "report": read_json(study_dir, "report.json")}
+
+
+@pytest.mark.slow
+class StudyResumeTest:
+
+    def test_a_limited_call_runs_that_many_runs_and_no_report(self, study):
+        assert "stopped after 3 runs" in study["first"].stdout
+        assert study["after_first"] == sorted(SEARCHES[:3])
+        assert not study["reported_early"]
+        assert "running search_enas_seed0" in study["first"].stdout
+
+    def test_resume_never_redoes_a_finished_run(self, study):
+        second = study["second"].stdout
+        assert not any(f"running {name}\n" in second for name in SEARCHES[:3])
+        assert all(f"running {name}\n" in second for name in SEARCHES[3:] + RETRAININGS)
+        now = summary_mtimes(study["dir"], study["after_first"])
+        assert now == study["first_mtimes"]
+
+    def test_a_finished_study_reruns_nothing_and_reports_the_same(self, study):
+        assert "running" not in study["third"].stdout
+        assert summary_mtimes(study["dir"], SEARCHES + RETRAININGS) == study["all_mtimes"]
+        for name, mtime in study["score_mtimes"].items():
+            path = os.path.join(study["dir"], "scores", f"{name}.json")
+            assert os.stat(path).st_mtime_ns == mtime
+        assert study["report"] == study["report_after_second"]
+
+    def test_a_study_with_other_settings_is_refused(self, study, capsys):
+        code, err = run_in_process(TINY + [f"--study_dir={study['dir']}", "--study_seeds=3"],
+                                   capsys)
+        assert code == 2
+        assert err.strip().splitlines()[-1] == (
+            f"error: --study_dir={study['dir']} holds a study with other settings "
+            "(--study_seeds was 2, now 3); rerun it with its own settings or choose "
+            "another --study_dir")
+
+
+@pytest.mark.slow
+class StudyReportTest:
+
+    def test_runs_are_the_planned_strategies_seeds_and_arcs(self, study):
+        plan = read_json(study["dir"], "plan.json")
+        for name in SEARCHES:
+            config = run_config.load(os.path.join(study["dir"], name))
+            assert config.loop.search_strategy == name.split("_")[1]
+            assert config.seed == int(name[-1])
+            assert config.fixed_arc is None
+        for i, arc in enumerate(plan["random_arcs"]):
+            config = run_config.load(os.path.join(study["dir"], f"retrain_random_{i}"))
+            assert config.fixed_arc == arc and config.seed == 0
+        assert len(set(plan["random_arcs"])) == 2  # two draws, not one arc twice
+
+    def test_each_seeds_metric_is_its_retrainings_test_ppl(self, study):
+        report = study["report"]
+        assert report["metric"] == "test_ppl" and report["lower_is_better"]
+        for strategy in ("enas", "random"):
+            group = report["strategies"][strategy]
+            values = []
+            for entry in group["per_seed"]:
+                retrained = read_json(study["dir"], f"retrain_{entry['run']}", "summary.json")
+                searched = read_json(study["dir"], entry["run"], "summary.json")
+                assert entry["test_ppl"] == retrained["test_ppl"]
+                assert entry["arc"] == searched["best_arc"] == retrained["best_arc"]
+                values.append(entry["test_ppl"])
+            assert [e["seed"] for e in group["per_seed"]] == [0, 1]
+            assert group["mean"] == pytest.approx(np.mean(values))
+            assert group["std"] == pytest.approx(np.std(values, ddof=1))
+        random_values = [read_json(study["dir"], f"retrain_random_{i}", "summary.json")["test_ppl"]
+                         for i in range(2)]
+        assert [a["test_ppl"] for a in report["random_architectures"]["arcs"]] == random_values
+
+    def test_the_budget_is_equal(self, study):
+        budget = study["report"]["budget"]
+        for key in ("child_steps", "validation_batches_evaluated"):
+            recorded = {s: [read_json(study["dir"], f"search_{s}_seed{k}", "summary.json")[key]
+                            for k in range(2)] for s in ("enas", "random")}
+            assert budget[key] == recorded
+            assert recorded["enas"] == recorded["random"]
+        # 2 controller steps x 3 arcs + 4 derived = 10 batches, the random search's
+        # 4 + ceil(6 / 1) derived arcs.
+        assert budget["validation_batches_evaluated"]["enas"] == [10, 10]
+
+    def test_differences_and_tests_are_scipys_on_the_values(self, study):
+        report = study["report"]
+        random_values = [a["test_ppl"] for a in report["random_architectures"]["arcs"]]
+        for strategy, result in report["improvement_over_random_architectures"].items():
+            values = [e["test_ppl"] for e in report["strategies"][strategy]["per_seed"]]
+            diff = np.mean(values) - np.mean(random_values)
+            assert result["difference"] == pytest.approx(diff)
+            assert result["relative_improvement_percent"] == pytest.approx(
+                100 * diff / np.mean(random_values))
+            assert result["better"] == (diff < 0)  # perplexity: lower is better
+            welch = stats.ttest_ind(values, random_values, equal_var=False)
+            assert result["welch_t"] == pytest.approx(welch.statistic)
+            assert result["welch_p"] == pytest.approx(welch.pvalue)
+            low, high = result["bootstrap_ci95"]
+            assert min(values) - max(random_values) <= low <= high <= (
+                max(values) - min(random_values))
+
+    def test_shared_weight_scores_restore_each_searchs_weights(self, study):
+        """A search's score of its own arc is the valid_ppl the search reported for it."""
+        pairs = study["report"]["rank_correlation"]["per_search"]
+        for name in SEARCHES:
+            searched = read_json(study["dir"], name, "summary.json")
+            own = {p["retraining"]: p["shared"] for p in pairs[name]["pairs"]}
+            assert own[f"retrain_{name}"] == pytest.approx(searched["valid_ppl"], rel=1e-5)
+            assert sorted(own) == sorted(RETRAININGS)
+            cached = read_json(study["dir"], "scores", f"{name}.json")
+            assert [own[r] for r in RETRAININGS] == cached["scores"]
+
+    def test_rank_correlations_are_scipys_on_the_recorded_pairs(self, study):
+        correlation = study["report"]["rank_correlation"]
+        standalone = {name: read_json(study["dir"], name, "summary.json")["test_ppl"]
+                      for name in RETRAININGS}
+        pooled = []
+        for name in SEARCHES:
+            result = correlation["per_search"][name]
+            shared = [p["shared"] for p in result["pairs"]]
+            alone = [p["standalone"] for p in result["pairs"]]
+            assert alone == [standalone[p["retraining"]] for p in result["pairs"]]
+            assert result["kendall_tau"] == pytest.approx(stats.kendalltau(shared, alone).statistic)
+            assert result["spearman_rho"] == pytest.approx(stats.spearmanr(shared, alone).statistic)
+            pooled += list(zip(shared, alone))
+        assert len(correlation["pooled"]["pairs"]) == len(SEARCHES) * len(RETRAININGS)
+        shared, alone = zip(*pooled)
+        assert correlation["pooled"]["kendall_tau"] == pytest.approx(
+            stats.kendalltau(shared, alone).statistic)
+        assert correlation["pooled"]["spearman_rho"] == pytest.approx(
+            stats.spearmanr(shared, alone).statistic)
+
+    def test_markdown_and_pictures(self, study):
+        report = study["report"]
+        with open(os.path.join(study["dir"], "report.md"), encoding="utf-8") as f:
+            text = f.read()
+        assert "lower `test_ppl` is better, so a negative difference is an improvement" in text
+        assert f"| {report['strategies']['enas']['mean']:.4g} |" in text
+        assert "Welch's two-sided t-test" in text and "bootstrap" in text
+        for name in SEARCHES + ["pooled"]:
+            assert f"| {name} |" in text
+        for picture in report["pictures"].values():
+            with open(os.path.join(study["dir"], picture), "rb") as f:
+                assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+            assert f"]({picture})" in text
+
+
+def run_in_process(args, capsys):
+    """Runs bin/study_search in this process; returns (exit code, stderr)."""
+    with flagsaver.flagsaver(), pytest.MonkeyPatch.context() as patch:
+        patch.chdir(ROOT)  # flag files are named from the checkout
+        patch.setattr(sys, "argv", ["study_search"] + args)
+        with pytest.raises(SystemExit) as exited:
+            study_search.run()
+    return exited.value.code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--study_dir="], "--study_dir must name the study's directory"),
+    (["--study_family=cnn"],
+     "--study_family must be one of ptb, macro, micro. Received: 'cnn'"),
+    (["--study_seeds=0"], "--study_seeds must be at least 1. Received: 0"),
+    (["--study_random_arcs=1"], "--study_random_arcs must be at least 2. Received: 1"),
+    (["--study_max_runs=-1"], "--study_max_runs must be 0 (no limit) or more. Received: -1"),
+    (["--search_flagfile=flags/nope.cfg"], "--search_flagfile=flags/nope.cfg: no such file"),
+    (["--retrain_flagfile="], "--retrain_flagfile must name a flag file of the search binary"),
+])
+def test_bad_study_flags(tmp_path, capsys, args, message):
+    study_dir = tmp_path / "study"
+    code, err = run_in_process(TINY + [f"--study_dir={study_dir}"] + args, capsys)
+    assert code == 2
+    assert err.strip().splitlines()[-1] == f"error: {message}"
+    assert not study_dir.exists() or not os.listdir(study_dir)
+
+
+def test_a_failing_run_stops_the_study_naming_its_log(tmp_path, capsys):
+    study_dir = tmp_path / "study"
+    code, err = run_in_process(TINY + [f"--study_dir={study_dir}",
+                                       "--search_arg=--child_lstm_x_keep=1.5"], capsys)
+    log = study_dir / "logs" / "search_enas_seed0.log"
+    assert code == 1
+    assert err.strip().splitlines()[-1] == (
+        f"error: search_enas_seed0 failed (exit 1); its output is in {log}; "
+        "rerun the study to resume it")
+    assert "child_lstm_x_keep" in log.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("name", ["ptb_cpu", "ptb_gpu", "cifar10_macro_cpu", "cifar10_macro_gpu",
+                                  "cifar10_micro_cpu", "cifar10_micro_gpu"])
+def test_real_study_flag_files_ask_for_the_studys_minimum(name, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    with flagsaver.flagsaver():
+        study_search.FLAGS([BINARY, f"--flagfile=flags/study_{name}.cfg"])
+        settings = study_search.settings_from_flags()
+    assert settings.family == ("ptb" if name.startswith("ptb") else name.split("_")[1])
+    assert settings.seeds >= 3 and settings.random_arcs >= 8
+    # The CPU studies shrink the quick flag files; the GPU ones run the paper's.
+    assert ("_quick.cfg" in settings.search_args[0]) == name.endswith("cpu")
+    assert ("_quick.cfg" in settings.retrain_args[0]) == name.endswith("cpu")
