@@ -19,6 +19,8 @@ from enas_tf.cli import study_search
 from enas_tf.training import run_config
 from ptb_cli import ROOT, run_binary
 
+pytestmark = pytest.mark.slow  # a study's runs are subprocesses of the binaries
+
 BINARY = os.path.join(ROOT, "bin", "study_search")
 TINY = ["--flagfile=flags/study_ptb_tiny.cfg"]
 SEARCHES = ["search_enas_seed0", "search_random_seed0", "search_enas_seed1",
