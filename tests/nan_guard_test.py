@@ -4,6 +4,7 @@ import os
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from enas_tf.controller import reinforce
@@ -56,6 +57,7 @@ class NanGuardTest:
         assert summary["child_steps"] == 3 * STEPS
         assert all(np.isfinite(v.numpy()).all() for v in task.model.trainable_variables)
 
+    @pytest.mark.slow  # a rollback and three epochs: about 25 s
     def test_consecutive_bad_steps_roll_back_and_lower_the_learning_rate(self, tmp_path):
         # Epoch 1 is calls 7-12: calls 8-10 trip the rollback to the end of
         # epoch 0; the redone epoch 1 starts at call 11, which is bad once more.

@@ -107,6 +107,7 @@ class UniformSamplingTest:
         assert max(uniformity_p_values(samples, bounds)) < 1e-3
 
 
+@pytest.mark.slow  # whole searches in-process: about 45 s
 class RandomSearchRunTest:
 
     @pytest.fixture(scope="class")
