@@ -63,6 +63,7 @@ def direct_accuracy(task, images, labels, arc):
 
 class CompiledStepsTest:
 
+    @pytest.mark.slow  # compiles a step for many arcs: 30 s; the search tests check traces == 1 too
     def test_one_trace_serves_many_random_arcs(self, search_task):
         rng = np.random.default_rng(0)
         reward = tf.function(search_task.reward)

@@ -134,6 +134,7 @@ class MacroChildTest:
             logits = model(x, tf.constant(model.space.random_arc(rng)), training=True)
             assert logits.shape == (B, 10) and np.all(np.isfinite(logits.numpy()))
 
+    @pytest.mark.slow  # many compiled steps: 5 s
     def test_one_trace_serves_every_arc_in_a_train_step(self):
         model = cifar_child.MacroChild(num_layers=3, out_filters=C)
         x, y = images(11, (B, H, H, 3)), tf.constant([1, 2])
@@ -156,6 +157,7 @@ class MacroChildTest:
             assert np.isfinite(step(tf.constant(model.space.random_arc(rng))).numpy())
         assert step.experimental_get_tracing_count() == 1
 
+    @pytest.mark.slow  # inspects a compiled graph: 5 s
     def test_the_search_model_checks_the_arc_once_per_call(self):
         model = cifar_child.MacroChild(num_layers=3, out_filters=C)
         traced = tf.function(lambda x, arc: model(x, arc, training=True)).get_concrete_function(

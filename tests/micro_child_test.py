@@ -170,6 +170,7 @@ class MicroCellTest:
 
 class MicroChildTest:
 
+    @pytest.mark.slow  # many compiled steps: 13 s
     def test_one_trace_serves_every_arc_in_a_train_step_with_aux_loss(self):
         model = cifar_child.MicroChild(num_layers=1, out_filters=C, num_nodes=2,
                                        use_aux_heads=True)
@@ -205,6 +206,7 @@ class MicroChildTest:
         inference = model(x, arc, training=False)  # logits only, batch statistics
         np.testing.assert_allclose(inference.numpy(), logits.numpy(), rtol=1e-4, atol=1e-5)
 
+    @pytest.mark.slow  # inspects a compiled graph: 7 s
     def test_the_search_model_checks_the_arc_once_per_call(self):
         model = cifar_child.MicroChild(num_layers=1, out_filters=C, num_nodes=2)
         traced = tf.function(lambda x, arc: model(x, arc, training=True)).get_concrete_function(

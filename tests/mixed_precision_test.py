@@ -112,6 +112,7 @@ class PolicyTest:
 
 class TrainingTest:
 
+    @pytest.mark.slow  # trains to a lower loss: 6 s
     def test_ptb_training_lowers_the_validation_loss(self):
         task = make_ptb_task(MIXED)
         before = task.evaluate(None, "valid")["valid_loss"]
@@ -123,6 +124,7 @@ class TrainingTest:
         # (mostly ~1.1, the unigram plateau); one more dropped under 0.5.
         assert task.evaluate(None, "valid")["valid_loss"] < before - 0.25
 
+    @pytest.mark.slow  # trains to a lower loss: 7 s
     def test_cifar_macro_search_steps_lower_the_loss_with_float32_statistics(self):
         task = make_cifar_task("macro", MIXED)
         images = tf.convert_to_tensor(cifar10.normalize(CIFAR_DATA.train_images[:8], task.mean,
