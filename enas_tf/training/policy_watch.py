@@ -42,12 +42,13 @@ def op_frequency_table(space, arcs):
 
 def epoch_statistics(space, arcs, decision_entropies):
     """Scalars of one controller epoch: ``arcs`` [N, L], ``decision_entropies`` [N, L]."""
+    arcs = np.asarray(arcs).reshape(-1, space.arc_length)
     entropies = np.asarray(decision_entropies, np.float64).reshape(-1, space.arc_length)
+    per_arc = entropies.sum(axis=1).mean()
     ops = space.op_positions()
-    wiring = [p for p in range(space.arc_length) if p not in set(ops)]
-    stats = {"entropy": float(entropies.sum(axis=1).mean()),
-             "entropy_fraction": float(entropies.sum(axis=1).mean()
-                                       / np.sum(np.log(space.bounds)))}
+    wiring = sorted(set(range(space.arc_length)) - set(ops))
+    stats = {"entropy": float(per_arc),
+             "entropy_fraction": float(per_arc / np.sum(np.log(space.bounds)))}
     if ops:
         stats["op_decision_entropy"] = float(entropies[:, ops].mean())
         frequencies = op_frequency_table(space, arcs).mean(axis=0)
@@ -56,8 +57,7 @@ def epoch_statistics(space, arcs, decision_entropies):
     if wiring:
         stats["wiring_decision_entropy"] = float(entropies[:, wiring].mean())
     if space.name == "macro" and wiring:
-        stats["skip_density"] = float(np.asarray(arcs).reshape(
-            -1, space.arc_length)[:, wiring].mean())
+        stats["skip_density"] = float(arcs[:, wiring].mean())
     return stats
 
 

@@ -323,7 +323,7 @@ class SearchLoop:
         space = self.task.space
         stats = policy_watch.epoch_statistics(space, arcs, decision_entropies)
         self._write_scalars(stats, "policy", step=epoch)
-        with self._writer.as_default(step=epoch):
+        with self._summary_writer().as_default(step=epoch):
             tf.summary.histogram("policy/decision_entropy",
                                  np.mean(decision_entropies, axis=0))
         if space.op_positions():
@@ -428,11 +428,15 @@ class SearchLoop:
                     controller_score_batch=self._score_batch.experimental_get_tracing_count())
         return traces
 
-    def _write_scalars(self, metrics, prefix, step):
+    def _summary_writer(self):
+        """The TensorBoard writer, made on first use (see ``restore``)."""
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(
                 os.path.join(self.output_dir, run_dir.TENSORBOARD))
-        with self._writer.as_default(step=step):
+        return self._writer
+
+    def _write_scalars(self, metrics, prefix, step):
+        with self._summary_writer().as_default(step=step):
             for name, value in metrics.items():
                 if value is not None and np.ndim(value) == 0:
                     tf.summary.scalar(f"{prefix}/{name}", float(value))
