@@ -18,6 +18,11 @@ no display needed), not hand-written versions:
   each search's shared-weight validation metric and the stand-alone test
   metric over every retrained arc, per search and pooled (all searches'
   pairs together).
+
+A model can diverge (a PTB cell of identities can blow up on the long
+evaluation stream: its perplexity is NaN). Its metric is recorded as null,
+counted per group (``diverged``), left out of means, tests and intervals
+(the notes say so), and ranked worst in the rank correlations.
 """
 
 import glob
@@ -51,7 +56,7 @@ def collect(study):
     search_arcs = {run.name: plan.best_arc(study.path(run)) for run in searches}
     retrainings = study.retrainings(search_arcs)
     arcs = [run.arc for run in retrainings]
-    standalone = {run.name: _summary(study.path(run))[f"test_{metric.name}"]
+    standalone = {run.name: _number(_summary(study.path(run))[f"test_{metric.name}"])
                   for run in retrainings}
     out = {"searches": [], "retrainings": []}
     for run in retrainings:
@@ -66,7 +71,8 @@ def collect(study):
             f"test_{metric.name}": standalone[f"retrain_{run.name}"],
             "child_steps": summary["child_steps"],
             "validation_batches_evaluated": summary["validation_batches_evaluated"],
-            "shared_weight_scores": dict(zip([r.name for r in retrainings], scores))})
+            "shared_weight_scores": dict(zip([r.name for r in retrainings],
+                                             [_number(score) for score in scores]))})
     return out
 
 
@@ -105,7 +111,7 @@ def build(study, data):
         "enas_vs_random_search": _difference(
             [s[key] for s in groups["enas"]], [s[key] for s in groups["random"]],
             metric.lower_is_better, settings.seed),
-        "rank_correlation": _rank_correlations(data, key),
+        "rank_correlation": _rank_correlations(data, key, metric.lower_is_better),
         "pictures": dict(PICTURES),
     }
     return report
@@ -116,24 +122,37 @@ def _summary(path):
 
 
 def _number(value):
-    """A float for JSON: NaN (e.g. a statistic of too few values) becomes null."""
-    value = float(value)
-    return None if math.isnan(value) else value
+    """A float for JSON: NaN or infinity (a statistic of too few values, a
+    diverged model) becomes null."""
+    value = float("nan") if value is None else float(value)
+    return value if math.isfinite(value) else None
+
+
+def _finite(values):
+    return [v for v in values if v is not None]
 
 
 def _spread(values):
-    return {"mean": _number(np.mean(values)),
-            "std": _number(np.std(values, ddof=1)) if len(values) > 1 else None,
-            "n": len(values)}
+    finite = _finite(values)
+    return {"mean": _number(np.mean(finite)) if finite else None,
+            "std": _number(np.std(finite, ddof=1)) if len(finite) > 1 else None,
+            "n": len(values), "diverged": len(values) - len(finite)}
 
 
 def _difference(values, baseline, lower_is_better, seed):
     """Difference of means, Yang et al.'s relative improvement, Welch's t-test and a
-    bootstrap CI of the difference."""
-    diff = float(np.mean(values) - np.mean(baseline))
-    out = {"difference": diff, "relative_improvement_percent": 100.0 * diff / np.mean(baseline),
-           "better": diff < 0 if lower_is_better else diff > 0,
+    bootstrap CI of the difference, over the models that did not diverge."""
+    left_out = len(values) + len(baseline) - len(_finite(values)) - len(_finite(baseline))
+    values, baseline = _finite(values), _finite(baseline)
+    out = {"difference": None, "relative_improvement_percent": None, "better": None,
            "welch_t": None, "welch_p": None, "bootstrap_ci95": None, "note": None}
+    if left_out:
+        out["note"] = f"{left_out} diverged model(s) left out of the means"
+    if not values or not baseline:
+        return out
+    diff = float(np.mean(values) - np.mean(baseline))
+    out.update(difference=diff, relative_improvement_percent=100.0 * diff / np.mean(baseline),
+               better=diff < 0 if lower_is_better else diff > 0)
     if len(values) < 2 or len(baseline) < 2:
         out["note"] = "the test and the interval need at least 2 values per group"
         return out
@@ -150,9 +169,10 @@ def _difference(values, baseline, lower_is_better, seed):
     return out
 
 
-def _correlation(pairs):
-    shared = [p["shared"] for p in pairs]
-    standalone = [p["standalone"] for p in pairs]
+def _correlation(pairs, lower_is_better):
+    worst = math.inf if lower_is_better else -math.inf  # a diverged model ranks last
+    shared = [worst if p["shared"] is None else p["shared"] for p in pairs]
+    standalone = [worst if p["standalone"] is None else p["standalone"] for p in pairs]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # constant input: NaN, reported as null
         tau = stats.kendalltau(shared, standalone)
@@ -162,17 +182,17 @@ def _correlation(pairs):
             "pairs": pairs}
 
 
-def _rank_correlations(data, key):
+def _rank_correlations(data, key, lower_is_better):
     standalone = {r["run"]: r[key] for r in data["retrainings"]}
     per_search = {}
     for search in data["searches"]:
         per_search[search["run"]] = _correlation([
             {"retraining": name, "shared": score, "standalone": standalone[name]}
-            for name, score in search["shared_weight_scores"].items()])
+            for name, score in search["shared_weight_scores"].items()], lower_is_better)
     pooled = [dict(pair, search=name) for name, result in per_search.items()
               for pair in result["pairs"]]
     return {"shared_metric": key.replace("test_", "valid_"), "standalone_metric": key,
-            "per_search": per_search, "pooled": _correlation(pooled)}
+            "per_search": per_search, "pooled": _correlation(pooled, lower_is_better)}
 
 
 # Pictures --------------------------------------------------------------------------
@@ -200,8 +220,10 @@ def draw(study, report, directory):
               for k, v in report["strategies"].items()]
     groups.append(("random arcs", [a[key] for a in report[RANDOM_ARCS]["arcs"]]))
     for i, (label, values) in enumerate(groups):
+        values = _finite(values)  # diverged models are counted in report.md
         ax.scatter(np.full(len(values), i), values, alpha=0.7)
-        ax.hlines(np.mean(values), i - 0.25, i + 0.25, colors="black")
+        if values:
+            ax.hlines(np.mean(values), i - 0.25, i + 0.25, colors="black")
     ax.set_xticks(range(len(groups)), [g[0] for g in groups])
     ax.set_ylabel(f"stand-alone {key}" + (" (lower is better)" if report["lower_is_better"]
                                           else " (higher is better)"))
@@ -211,8 +233,9 @@ def draw(study, report, directory):
     fig, ax = plt.subplots(figsize=(6, 4))
     correlation = report["rank_correlation"]
     for name, result in correlation["per_search"].items():
-        ax.scatter([p["shared"] for p in result["pairs"]],
-                   [p["standalone"] for p in result["pairs"]], label=name, alpha=0.7)
+        pairs = [p for p in result["pairs"] if None not in (p["shared"], p["standalone"])]
+        ax.scatter([p["shared"] for p in pairs], [p["standalone"] for p in pairs],
+                   label=name, alpha=0.7)
     ax.set_xlabel(f"shared-weight {correlation['shared_metric']}")
     ax.set_ylabel(f"stand-alone {key}")
     ax.set_title(f"Pooled Kendall tau {_fmt(correlation['pooled']['kendall_tau'])}, "
@@ -246,7 +269,7 @@ def _save(fig, directory, name):
 
 # report.md ------------------------------------------------------------------------
 def _fmt(value):
-    return "n/a" if value is None else f"{value:.4g}"
+    return "n/a" if value is None else f"{value:.4g}"  # n/a: no value, or a diverged model
 
 
 def markdown(report):
@@ -260,14 +283,15 @@ def markdown(report):
         lines.append(f"- {name}: " + "; ".join(
             f"{k} {v}" for k, v in report["budget"][name].items()))
     lines += ["", "## Stand-alone test metric", "",
-              "| group | n | mean | std | values |", "|---|---|---|---|---|"]
+              "| group | n | diverged | mean | std | values |", "|---|---|---|---|---|---|"]
     for strategy, group in report["strategies"].items():
         values = ", ".join(f"seed {s['seed']}: {_fmt(s[key])}" for s in group["per_seed"])
-        lines.append(f"| {strategy} search | {group['n']} | {_fmt(group['mean'])} | "
-                     f"{_fmt(group['std'])} | {values} |")
+        lines.append(f"| {strategy} search | {group['n']} | {group['diverged']} | "
+                     f"{_fmt(group['mean'])} | {_fmt(group['std'])} | {values} |")
     arcs = report[RANDOM_ARCS]
-    lines.append(f"| random architectures | {arcs['n']} | {_fmt(arcs['mean'])} | "
-                 f"{_fmt(arcs['std'])} | {', '.join(_fmt(a[key]) for a in arcs['arcs'])} |")
+    lines.append(f"| random architectures | {arcs['n']} | {arcs['diverged']} | "
+                 f"{_fmt(arcs['mean'])} | {_fmt(arcs['std'])} | "
+                 f"{', '.join(_fmt(a[key]) for a in arcs['arcs'])} |")
     lines += ["", "## Differences of means", "",
               "Relative improvement (Yang et al. 2020): 100 x (mean - baseline mean) / "
               f"baseline mean; here {better} `{key}` is better, so a "
@@ -290,7 +314,7 @@ def markdown(report):
     correlation = report["rank_correlation"]
     lines += ["", "## Ranking quality of the shared weights", "",
               f"Shared-weight `{correlation['shared_metric']}` of every retrained arc "
-              f"against its stand-alone `{key}`.", "",
+              f"against its stand-alone `{key}` (a diverged model ranks last).", "",
               "| search | Kendall tau | Spearman rho |", "|---|---|---|"]
     for name, result in list(correlation["per_search"].items()) + [
             ("pooled", correlation["pooled"])]:
