@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from enas_tf.data import cifar10
+from enas_tf.data import images as image_data
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SAMPLE = os.path.join(HERE, "..", "testdata", "cifar10")
@@ -44,7 +45,7 @@ def sample():
 
 @pytest.fixture(scope="module")
 def stats(sample):
-    return cifar10.channel_stats(sample.train_images)
+    return image_data.channel_stats(sample.train_images)
 
 
 def _error(*args, **kwargs):
@@ -112,11 +113,11 @@ class SampleTest:
         model.compile(tf.keras.optimizers.Adam(0.1), metrics=["accuracy"],
                       loss=tf.keras.losses.SparseCategoricalCrossentropy(
                           from_logits=True))
-        model.fit(cifar10.train_dataset(sample.train_images,
+        model.fit(image_data.train_dataset(sample.train_images,
                                         sample.train_labels, 50, *stats,
                                         seed=0),
                   steps_per_epoch=60, verbose=0)
-        _, accuracy = model.evaluate(cifar10.eval_dataset(
+        _, accuracy = model.evaluate(image_data.eval_dataset(
             sample.test_images, sample.test_labels, 100, *stats), verbose=0)
         assert accuracy > 0.5
 
@@ -273,7 +274,7 @@ class TfdsTest:
 class SearchSplitTest:
 
     def test_last_images_are_for_validation(self, sample):
-        (train_x, train_y), (valid_x, valid_y) = cifar10.search_split(
+        (train_x, train_y), (valid_x, valid_y) = image_data.search_split(
             sample, num_valid=50)
         assert len(train_x) == len(train_y) == 250
         assert len(valid_x) == len(valid_y) == 50
@@ -284,7 +285,7 @@ class SearchSplitTest:
     @pytest.mark.parametrize("num_valid", [0, -1, 300, 5000])
     def test_rejects_impossible_sizes(self, sample, num_valid):
         with pytest.raises(ValueError, match=r"in \[1, 299\]"):
-            cifar10.search_split(sample, num_valid)
+            image_data.search_split(sample, num_valid)
 
 
 class NormalizationTest:
@@ -299,7 +300,7 @@ class NormalizationTest:
 
     def test_normalize(self, sample, stats):
         images = sample.test_images[:4]
-        np.testing.assert_allclose(cifar10.normalize(images, *stats).numpy(),
+        np.testing.assert_allclose(image_data.normalize(images, *stats).numpy(),
                                    _np_normalize(images, *stats), atol=1e-6)
 
 
@@ -325,7 +326,7 @@ def _crops(image):
 class TrainDatasetTest:
 
     def test_batches_are_endless_and_typed(self, sample, stats):
-        dataset = cifar10.train_dataset(sample.train_images,
+        dataset = image_data.train_dataset(sample.train_images,
                                         sample.train_labels, 64, *stats, seed=1)
         assert dataset.element_spec[0].shape == (64, 32, 32, 3)
         images, labels = _batches(dataset, 12)  # over 2.5 epochs
@@ -333,7 +334,7 @@ class TrainDatasetTest:
         assert labels.shape == (768,) and labels.dtype == np.int32
 
     def test_each_epoch_is_a_permutation(self, sample, stats):
-        dataset = cifar10.train_dataset(sample.train_images,
+        dataset = image_data.train_dataset(sample.train_images,
                                         sample.train_labels, 60, *stats, seed=2)
         _, labels = _batches(dataset, 10)
         for epoch in (labels[:300], labels[300:]):
@@ -345,7 +346,7 @@ class TrainDatasetTest:
         # One image of each of four classes, so a match also checks its label.
         picks = [int(np.argmax(sample.train_labels == c)) for c in range(4)]
         originals = _np_normalize(sample.train_images[picks], *stats)
-        images, labels = _batches(cifar10.train_dataset(
+        images, labels = _batches(image_data.train_dataset(
             sample.train_images[picks], sample.train_labels[picks], 32,
             *stats, seed=3), 3)
         seen = set()
@@ -363,7 +364,7 @@ class TrainDatasetTest:
 
     def test_same_seed_same_stream(self, sample, stats):
         def stream(seed):
-            return _batches(cifar10.train_dataset(
+            return _batches(image_data.train_dataset(
                 sample.train_images, sample.train_labels, 32, *stats,
                 cutout_size=8, seed=seed), 3)
         first, again, other = stream(7), stream(7), stream(8)
@@ -373,7 +374,7 @@ class TrainDatasetTest:
 
     def test_seed_drives_augmentation(self, sample, stats):
         def augmented(seed):  # one image, so shuffling cannot differ
-            return _batches(cifar10.train_dataset(
+            return _batches(image_data.train_dataset(
                 sample.train_images[:1], sample.train_labels[:1], 16, *stats,
                 seed=seed), 1)[0]
         np.testing.assert_array_equal(augmented(7), augmented(7))
@@ -382,7 +383,7 @@ class TrainDatasetTest:
     @pytest.mark.parametrize("size", [5, 16])
     def test_cutout_zeroes_one_clipped_square(self, sample, stats, size):
         def stream(cutout_size):
-            return _batches(cifar10.train_dataset(
+            return _batches(image_data.train_dataset(
                 sample.train_images, sample.train_labels, 64, *stats,
                 cutout_size=cutout_size, seed=4), 1)[0]
         plain, cut = stream(0), stream(size)
@@ -404,7 +405,7 @@ class TrainDatasetTest:
 class EvalDatasetTest:
 
     def test_every_image_once_in_order_unaugmented(self, sample, stats):
-        dataset = cifar10.eval_dataset(sample.test_images, sample.test_labels,
+        dataset = image_data.eval_dataset(sample.test_images, sample.test_labels,
                                        32, *stats)
         sizes = [len(labels) for _, labels in dataset.as_numpy_iterator()]
         assert sizes == [32, 32, 32, 4]
@@ -415,7 +416,7 @@ class EvalDatasetTest:
         assert labels.dtype == np.int32
 
     def test_repeat_and_drop_remainder(self, sample, stats):
-        dataset = cifar10.eval_dataset(sample.test_images, sample.test_labels,
+        dataset = image_data.eval_dataset(sample.test_images, sample.test_labels,
                                        32, *stats, repeat=True,
                                        drop_remainder=True)
         _, labels = _batches(dataset, 6)
@@ -433,5 +434,5 @@ class RealDataTest:
         assert arrays.test_images.shape == (10000, 32, 32, 3)
         np.testing.assert_array_equal(np.bincount(arrays.train_labels),
                                       [5000] * 10)
-        (train_x, _), (valid_x, _) = cifar10.search_split(arrays)
+        (train_x, _), (valid_x, _) = image_data.search_split(arrays)
         assert len(train_x) == 45000 and len(valid_x) == 5000

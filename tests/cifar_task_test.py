@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from enas_tf.data import cifar10
+from enas_tf.data import images as image_data
 from enas_tf.export import saved_model
 from enas_tf.search_space import macro
 from enas_tf.training import cifar_task
@@ -57,7 +58,7 @@ def momentum_of(task):
 
 
 def direct_accuracy(task, images, labels, arc):
-    logits = task.model(cifar10.normalize(images, task.mean, task.std), arc, training=False)
+    logits = task.model(image_data.normalize(images, task.mean, task.std), arc, training=False)
     return float(np.mean(np.argmax(logits.numpy(), axis=-1) == labels))
 
 
@@ -222,7 +223,7 @@ class ExportTest:
         out = serve(images=tf.constant(images))
         assert out["probabilities"].dtype == tf.float32 and out["classes"].dtype == tf.int64
         np.testing.assert_allclose(out["probabilities"].numpy().sum(axis=1), 1.0, rtol=1e-5)
-        logits = task.model(cifar10.normalize(images, task.mean, task.std))
+        logits = task.model(image_data.normalize(images, task.mean, task.std))
         np.testing.assert_allclose(out["probabilities"].numpy(),
                                    tf.nn.softmax(logits).numpy(), rtol=1e-4, atol=1e-6)
         np.testing.assert_array_equal(out["classes"].numpy(),

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 import ptb_cli
 from enas_tf.data import cifar10
+from enas_tf.data import images as image_data
 from enas_tf.data import ptb
 from enas_tf.models import cifar_child
 from enas_tf.models import ptb_child
@@ -127,7 +128,7 @@ class TrainingTest:
     @pytest.mark.slow  # trains to a lower loss: 7 s
     def test_cifar_macro_search_steps_lower_the_loss_with_float32_statistics(self):
         task = make_cifar_task("macro", MIXED)
-        images = tf.convert_to_tensor(cifar10.normalize(CIFAR_DATA.train_images[:8], task.mean,
+        images = tf.convert_to_tensor(image_data.normalize(CIFAR_DATA.train_images[:8], task.mean,
                                                task.std))
         labels = tf.constant(CIFAR_DATA.train_labels[:8], tf.int32)
         arc = tf.constant(task.space.from_string(MACRO_ARC), tf.int32)
@@ -223,7 +224,7 @@ class ExportTest:
         out = serve(images=tf.constant(images))
         assert out["probabilities"].dtype == tf.float32
         np.testing.assert_allclose(out["probabilities"].numpy().sum(axis=1), 1.0, rtol=1e-5)
-        logits = task.model(cifar10.normalize(images, task.mean, task.std))
+        logits = task.model(image_data.normalize(images, task.mean, task.std))
         np.testing.assert_allclose(out["probabilities"].numpy(),
                                    tf.nn.softmax(tf.cast(logits, tf.float32)).numpy(),
                                    atol=1e-2)

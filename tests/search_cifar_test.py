@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from enas_tf.data import cifar10
+from enas_tf.data import images as image_data
 from enas_tf.export import saved_model
 from enas_tf.models import cifar_child
 from enas_tf.search_space import known_arcs
@@ -101,7 +102,7 @@ def assert_export_matches_the_checkpoint(output_dir, model):
     tf.train.Checkpoint(model=model).restore(
         tf.train.latest_checkpoint(os.path.join(output_dir, "checkpoints"))).expect_partial()
     images = cifar10.load_cifar10(DATA_DIR).test_images[:6]
-    logits = model(cifar10.normalize(images, metadata["mean"], metadata["std"]))
+    logits = model(image_data.normalize(images, metadata["mean"], metadata["std"]))
     served = tf.saved_model.load(summary["export_path"]).signatures["serving_default"](
         images=tf.constant(images))
     np.testing.assert_allclose(served["probabilities"].numpy(),

@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 
 from arc_check_support import PTB_LENGTH, check_message
-from enas_tf.data import cifar10
+from enas_tf.data import images as image_data
 from enas_tf.export import saved_model
 from enas_tf.models import cifar_child
 from enas_tf.search_space import arcs
@@ -106,7 +106,7 @@ class MacroSupernetTest:
     def test_each_arc_answers_as_the_restored_search_model_and_the_pinned_export(self, macro):
         model = restored_macro_search_model(macro["output_dir"])
         metadata = saved_model.read_metadata(macro["supernet"])
-        x = cifar10.normalize(tf.constant(images()), np.array(metadata["mean"], np.float32),
+        x = image_data.normalize(tf.constant(images()), np.array(metadata["mean"], np.float32),
                               np.array(metadata["std"], np.float32))
         answers = []
         for arc in MACRO_ARCS:

@@ -10,6 +10,7 @@ officially), so it cannot take the shared weights.
 import tensorflow as tf
 
 from enas_tf.data import cifar10
+from enas_tf.data import images as image_data
 from enas_tf.export import arc_input
 from enas_tf.export import saved_model
 
@@ -42,7 +43,7 @@ class CifarServingModule(tf.Module):
         self.serve = tf.function(self._serve, input_signature=[images] + self._arcs.specs)
 
     def _serve(self, images, arc=None):
-        logits = self._model(cifar10.normalize(images, self._mean, self._std),
+        logits = self._model(image_data.normalize(images, self._mean, self._std),
                              self._arcs.tensor(arc))
         probabilities = tf.nn.softmax(tf.cast(logits, tf.float32))
         return {"probabilities": probabilities, "classes": tf.argmax(probabilities, axis=-1)}
