@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from enas_tf.data import cifar10
+from enas_tf.data import images as image_data
 from enas_tf.export import arc_input
 from enas_tf.export import cifar_serving
 from enas_tf.models import cifar_child
@@ -96,10 +97,10 @@ class CifarTask(task.ChildTask):
                          config.grad_bound)
         self.config, self.rng = config, rng
         if config.num_valid:
-            (train_x, train_y), valid = cifar10.search_split(data, config.num_valid)
+            (train_x, train_y), valid = image_data.search_split(data, config.num_valid)
         else:
             (train_x, train_y), valid = (data.train_images, data.train_labels), None
-        self.mean, self.std = cifar10.channel_stats(train_x)
+        self.mean, self.std = image_data.channel_stats(train_x)
         self.num_train = len(train_y)
         self._train_images, self._train_labels = tf.constant(train_x), train_y
         self.splits = {"valid": valid, "test": (data.test_images, data.test_labels)}
@@ -109,7 +110,7 @@ class CifarTask(task.ChildTask):
                                                    l2_reg=config.l2_reg)
             self.model.build((None,) + cifar10.IMAGE_SHAPE)
             self.optimizer.build(self.model.trainable_variables)
-        self.reward_batches = [] if valid is None else list(cifar10.eval_dataset(
+        self.reward_batches = [] if valid is None else list(image_data.eval_dataset(
             *valid, config.batch_size, self.mean, self.std, drop_remainder=True))
         arc_spec = tf.TensorSpec([self.space.arc_length], tf.int32)
         batch_spec = (tf.TensorSpec((config.batch_size,) + cifar10.IMAGE_SHAPE, tf.float32),
@@ -169,7 +170,7 @@ class CifarTask(task.ChildTask):
         cfg = self.config
         # A stream per epoch, seeded by (seed, epoch): a resumed run replays it.
         seed = int(np.random.SeedSequence([cfg.data_seed, epoch]).generate_state(1)[0])
-        return cifar10.train_dataset(
+        return image_data.train_dataset(
             self._train_images, self._train_labels, cfg.batch_size, self.mean, self.std,
             cutout_size=cfg.cutout_size, seed=seed)
 
@@ -179,7 +180,7 @@ class CifarTask(task.ChildTask):
             return {f"{split}_acc": None, f"{split}_images": 0}
         arc = self.arc_tensor(arc)
         correct = count = 0
-        for images, labels in cifar10.eval_dataset(
+        for images, labels in image_data.eval_dataset(
                 *self.splits[split], self.config.eval_batch_size, self.mean, self.std):
             correct += int(self._eval_step(images, labels, arc).numpy())
             count += int(labels.shape[0])
