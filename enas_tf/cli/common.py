@@ -6,12 +6,9 @@ unchanged. Flags those scripts pass but the official programs never defined
 ``--child_num_cell_layers``) are accepted and ignored with a warning.
 """
 
-import atexit
 import os
-import shutil
 import sys
 
-import keras
 import tensorflow as tf
 from absl import flags
 from absl import logging
@@ -22,6 +19,7 @@ from enas_tf.training import errors
 from enas_tf.training import precision
 from enas_tf.training import run_config as run_config_lib
 from enas_tf.training import run_dir
+from enas_tf.training import runner
 from enas_tf.training import search
 
 FLAGS = flags.FLAGS
@@ -273,26 +271,13 @@ def run_config(family, task_config, arc_text, data, modules, output_dir, chief=T
         flags=effective_flags(modules))
 
 
-def run_search(run, task, rng, output_dir, modules, write_task_files=None):
-    """Both binaries' shared end: the loop, its files, the run, the printed results.
-
-    ``write_task_files`` writes the task's own run files (PTB: vocab.txt)
-    once a checkpoint of another model has been refused.
-    """
-    controller = reinforce = None
-    if run.fixed_arc is None and run.loop.search_strategy == "enas":
-        controller, reinforce = run_config_lib.build_controller(
-            run.family, run.task, run.controller)
-    loop = search.SearchLoop(
-        task, run.loop, output_dir, rng, controller=controller, reinforce=reinforce,
-        run_metadata={"space": run.family, "flags": run.flags})
-    loop.restore()  # a checkpoint of another model fails before anything is written
-    write_flags_file(output_dir, modules)
-    run_config_lib.save(run, output_dir)
-    if write_task_files:
-        write_task_files()
-    summary = loop.run()
-    valid, test = f"valid_{task.metric_name}", f"test_{task.metric_name}"
+def run_search(run, data, strategy, output_dir, modules):
+    """Both binaries' shared end: the run (``runner.run``), then the printed results."""
+    summary = runner.run(run, data, reset_output_dir=FLAGS.reset_output_dir,
+                         strategy=strategy, output_dir=output_dir,
+                         before_run=lambda directory: write_flags_file(directory, modules))
+    metric = "ppl" if run.family == "ptb" else "acc"
+    valid, test = f"valid_{metric}", f"test_{metric}"
     logging.info("Done: best arc %s; %s %s; %s %s", summary.get("best_arc"),
                  valid, summary.get(valid), test, summary.get(test))
     print_results(summary, ("best_reward", valid, test, "num_params", "export_path"))
@@ -309,23 +294,9 @@ def print_results(summary, keys):
 
 def build_strategy():
     """The flags' tf.distribute strategy and this process's output directory;
-    call it before TensorFlow runs anything.
-
-    A worker other than the chief writes to a temporary directory, removed
-    at exit: it saves like the chief, as multi-worker checkpointing needs,
-    but only the chief's files are kept.
-    """
-    strategy = distribute.build_strategy(FLAGS.distribution_strategy, FLAGS.num_cpu_devices)
-    output_dir = distribute.worker_output_dir(strategy, FLAGS.output_dir)
-    if output_dir != FLAGS.output_dir:
-        atexit.register(shutil.rmtree, output_dir, ignore_errors=True)
-    return strategy, output_dir
-
-
-def seed_everything(seed):
-    """Seeds weight init; returns the checkpointed generator for everything else."""
-    keras.utils.set_random_seed(seed)
-    return tf.random.Generator.from_seed(seed)
+    call it before TensorFlow runs anything (see ``runner.build_strategy``)."""
+    return runner.build_strategy(FLAGS.distribution_strategy, FLAGS.num_cpu_devices,
+                                 FLAGS.output_dir)
 
 
 def exit_on_user_error(fn, user_errors=()):

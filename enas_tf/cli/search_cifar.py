@@ -19,7 +19,6 @@ from enas_tf.search_space import micro
 from enas_tf.training import cifar_task
 from enas_tf.training import distribute
 from enas_tf.training import run_config
-from enas_tf.training import run_dir
 
 FLAGS = flags.FLAGS
 
@@ -210,10 +209,7 @@ def search_cifar():
     run = run_config_from_flags(arc_text, output_dir, distribute.is_chief(strategy))
     common.check_mode(run.fixed_arc)
     data = load_data(run)
-    run_dir.prepare(output_dir, FLAGS.reset_output_dir)
-    rng = common.seed_everything(run.seed)
-    task = run_config.build_task(run, data, rng, strategy)
-    return common.run_search(run, task, rng, output_dir, [common, sys.modules[__name__]])
+    return common.run_search(run, data, strategy, output_dir, [common, sys.modules[__name__]])
 
 
 def main(argv):

@@ -16,7 +16,6 @@ from enas_tf.models import ptb_child
 from enas_tf.training import distribute
 from enas_tf.training import ptb_task
 from enas_tf.training import run_config
-from enas_tf.training import run_dir
 
 FLAGS = flags.FLAGS
 # The README's quick search and the arc it writes, named when a fixed run has no arc.
@@ -105,12 +104,7 @@ def search_ptb():
     run = run_config_from_flags(arc_text, output_dir, distribute.is_chief(strategy))
     common.check_mode(run.fixed_arc)
     data = run_config.load_data(run)
-    run_dir.prepare(output_dir, FLAGS.reset_output_dir)
-    rng = common.seed_everything(run.seed)
-    task = run_config.build_task(run, data, rng, strategy)
-    return common.run_search(
-        run, task, rng, output_dir, [common, sys.modules[__name__]],
-        write_task_files=lambda: data.vocab.save(f"{output_dir}/vocab.txt"))
+    return common.run_search(run, data, strategy, output_dir, [common, sys.modules[__name__]])
 
 
 def main(argv):

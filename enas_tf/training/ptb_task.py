@@ -12,6 +12,7 @@ split, with no per-token capping (the official evaluation capped losses at
 """
 
 import dataclasses
+import os
 
 import numpy as np
 import tensorflow as tf
@@ -72,6 +73,10 @@ class PtbTask(task.ChildTask):
         self.reward_batches = list(ptb.lm_dataset(data.valid, config.batch_size, config.bptt))
         self._train_step = tf.function(self._train_step_fn)
         self._eval_step = tf.function(self._eval_step_fn)
+
+    def write_run_files(self, output_dir):
+        """vocab.txt: the token ids, for exports and for reading the run."""
+        self.data.vocab.save(os.path.join(output_dir, "vocab.txt"))
 
     def _build(self):
         """Creates every variable (model and optimizer slots) before tracing."""

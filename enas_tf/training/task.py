@@ -141,6 +141,9 @@ class ChildTask(abc.ABC):
         return {"model": self.model, "optimizer": self.optimizer,
                 "reward_position": self.reward_position}
 
+    def write_run_files(self, output_dir):
+        """Writes the files a run directory needs beyond the loop's (PTB: vocab.txt)."""
+
     def traces(self) -> dict:
         """Trace count of each compiled step, by name."""
         return {"child_train_step": self._train_step.experimental_get_tracing_count(),
