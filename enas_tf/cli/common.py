@@ -163,7 +163,9 @@ _FLAG_NAMES = {"strategy": "--distribution_strategy", "num_cpu_devices": "--num_
                "reset_output_dir": "--reset_output_dir",
                "controller_batch_arcs": "--controller_batch_arcs",
                "controller_num_aggregate": "--controller_num_aggregate",
-               "search_strategy": "--search_strategy"}
+               "search_strategy": "--search_strategy",
+               "arc": "--child_fixed_arc (or --child_fixed_arc_file)",
+               "supernet": "--supernet", "data_path": "--data_path"}
 
 
 def _worded(error):

@@ -16,7 +16,6 @@ from their flags.cfg.
 import dataclasses
 import os
 
-import tensorflow as tf
 from absl import app
 from absl import flags
 
@@ -25,6 +24,8 @@ from enas_tf.cli import search_cifar
 from enas_tf.cli import search_ptb
 from enas_tf.data import cifar10
 from enas_tf.data import ptb
+from enas_tf.export import run_export
+from enas_tf.export import saved_model
 from enas_tf.training import run_config
 from enas_tf.training import run_dir
 
@@ -40,7 +41,7 @@ _OWN_FLAGS = ("output_dir", "export_dir", "model_name", "child_fixed_arc",
 
 
 def _check_run_dir(output_dir):
-    """The run's latest checkpoint; one-line errors for what a run must hold."""
+    """One-line errors for what a run directory must hold beyond a checkpoint."""
     if not FLAGS["output_dir"].present:
         raise common.UsageError("--output_dir must name the directory of a run of "
                                 "bin/search_ptb or bin/search_cifar")
@@ -50,11 +51,6 @@ def _check_run_dir(output_dir):
                for name in (run_dir.CONFIG, run_dir.FLAGS)):
         raise common.UsageError(f"--output_dir={output_dir} has no {run_dir.FLAGS}: not a "
                                 "run of bin/search_ptb or bin/search_cifar")
-    checkpoint = tf.train.latest_checkpoint(os.path.join(output_dir, run_dir.CHECKPOINTS))
-    if not checkpoint:
-        raise common.UsageError(f"--output_dir={output_dir} has no checkpoint in "
-                                f"{run_dir.CHECKPOINTS}/: nothing trained to export")
-    return checkpoint
 
 
 def _load_run(output_dir):
@@ -105,78 +101,20 @@ def _run_from_flags_file(output_dir):
     return binary.run_config_from_flags(run_arc, output_dir)
 
 
-def _requested_arc(output_dir, space, run_arc):
-    """The arc to export (None: the fixed run's own, or every arc with --supernet)."""
-    arc_text = common.fixed_arc_text()
-    if FLAGS.supernet and arc_text is not None:
-        raise common.UsageError("--supernet exports every arc: drop --child_fixed_arc "
-                                "and --child_fixed_arc_file")
-    if run_arc is not None:
-        if FLAGS.supernet:
-            raise common.UsageError(f"--output_dir={output_dir} is a fixed-arc run: "
-                                    "--supernet needs a search run's shared weights")
-        if arc_text is not None and (space.to_string(space.from_string(arc_text))
-                                     != space.to_string(run_arc)):
-            raise common.UsageError(f"--output_dir={output_dir} trained only the arc "
-                                    f"'{space.to_string(run_arc)}'; its checkpoint cannot "
-                                    "export another")
-        return None
-    if FLAGS.supernet:
-        return None
-    if arc_text is None:
-        best_arc = os.path.join(output_dir, run_dir.BEST_ARC)
-        if not os.path.isfile(best_arc):
-            raise common.UsageError(f"--output_dir={output_dir} is a search without "
-                                    f"{run_dir.BEST_ARC} yet: give --child_fixed_arc or "
-                                    "--child_fixed_arc_file, or --supernet")
-        with open(best_arc, encoding="utf-8") as f:
-            arc_text = f.read()
-    return space.from_string(arc_text)
-
-
-def _load_data(run, output_dir):
-    """The run's data set; for PTB, with the vocabulary the run trained on."""
-    if run.family != "ptb":
-        return search_cifar.load_data(run)
-    data = run_config.load_data(run)
-    vocab_path = os.path.join(output_dir, "vocab.txt")
-    if (os.path.isfile(vocab_path)
-            and ptb.Vocabulary.load(vocab_path).words != data.vocab.words):
-        raise common.UsageError(f"--data_path={run.data.path} gives another "
-                                f"vocabulary than the run's {vocab_path}")
-    return data
-
-
-def _restore(task, checkpoint, source):
-    """Restores the child's weights (and batch-norm statistics) only."""
-    try:
-        status = tf.train.Checkpoint(model=task.model).restore(checkpoint).expect_partial()
-        status.assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.OpError) as e:
-        reason = " ".join(str(e).split())[:300]
-        raise common.UsageError(f"{checkpoint} does not hold the model of the run's "
-                                f"{source} ({reason})") from None
-
-
 def export_child():
     """Rebuilds the run's task, restores its checkpoint and exports; returns the path."""
     output_dir = FLAGS.output_dir
-    checkpoint = _check_run_dir(output_dir)
+    _check_run_dir(output_dir)
     run, source = _load_run(output_dir)
-    arc = _requested_arc(output_dir, run.space(), run.arc())
-    task = run_config.build_task(run, _load_data(run, output_dir),
-                                 tf.random.Generator.from_seed(run.seed))
-    _restore(task, checkpoint, source)
-    model_name = run.loop.model_name
     if FLAGS.supernet and not FLAGS["model_name"].present:
-        model_name += "_supernet"  # never a new version of the run's fixed child
-    exported = arc if arc is not None else task.fixed_arc
-    metadata = {"space": run.family, "flags": run.flags,
-                "arc": None if exported is None else task.space.to_string(exported),
-                "checkpoint": checkpoint}
-    path = task.export(run.loop.export_dir, model_name, metadata, arc=arc,
-                       supernet=FLAGS.supernet)
-    print(f"arc: {metadata['arc'] or 'any (supernet: the arc is an input)'}")
+        # never a new version of the run's fixed child
+        run = dataclasses.replace(run, loop=dataclasses.replace(
+            run.loop, model_name=run.loop.model_name + "_supernet"))
+    data = search_cifar.load_data(run) if run.family != "ptb" else None
+    path = run_export.export_run(run, output_dir, data=data, arc_text=common.fixed_arc_text(),
+                                 supernet=FLAGS.supernet, source=source)
+    arc = saved_model.read_metadata(path).get("arc")
+    print(f"arc: {arc or 'any (supernet: the arc is an input)'}")
     print(f"export_path: {path}")
     return path
 
@@ -185,7 +123,8 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     common.exit_on_user_error(export_child, user_errors=(
-        ptb.PtbDataError, cifar10.CifarDataError, run_config.RunConfigError))
+        ptb.PtbDataError, cifar10.CifarDataError, run_config.RunConfigError,
+        run_export.RunExportError))
 
 
 def run():
