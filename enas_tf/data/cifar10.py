@@ -80,15 +80,16 @@ def load_cifar10(data_path, data_source="auto", *, tfds_data_dir=None):
             return tfds_images.from_tfds("cifar10", tfds_data_dir)
         except image_data.ImageDataError as e:  # the CLIs catch CifarDataError
             raise CifarDataError(str(e)) from e
-    return image_data.ImageData(*read_batches(data_path, data_source, CIFAR10)[0],
-                                class_names=CLASS_NAMES, name="cifar10")
+    arrays, _, _ = read_batches(data_path, data_source, CIFAR10)
+    return image_data.ImageData(*arrays, class_names=CLASS_NAMES, name="cifar10")
 
 
 def read_batches(data_path, data_source, fmt):
     """Reads the train and test files of fmt in or at data_path.
 
     Returns ((train_images, train_labels, test_images, test_labels),
-    directory), the directory holding the files (for label name files).
+    layout, directory): the layout found and the directory holding its
+    files (where the label names are).
     """
     if data_source not in ("auto", "binary", "pickle"):
         raise CifarDataError(f"data_source {data_source!r} is not one of auto, binary, "
@@ -100,7 +101,7 @@ def read_batches(data_path, data_source, fmt):
                for name in fmt.train_files + (fmt.test_file,)]
     train_images, train_labels = (np.concatenate(parts)
                                   for parts in zip(*batches[:-1]))
-    return (train_images, train_labels) + batches[-1], directory
+    return (train_images, train_labels) + batches[-1], layout, directory
 
 
 def _find_layout(data_path, data_source, fmt):
@@ -178,7 +179,6 @@ class _BatchUnpickler(pickle.Unpickler):
 
 def unpickle(path, fmt, what="pickle batch"):
     """The object in a CIFAR pickle file (a batch, or what, e.g. "meta")."""
-    _check_exists(path, fmt)
     try:
         with open(path, "rb") as f:
             return _BatchUnpickler(f, encoding="bytes").load()
@@ -188,6 +188,7 @@ def unpickle(path, fmt, what="pickle batch"):
 
 
 def _read_pickle_batch(path, fmt):
+    _check_exists(path, fmt)
     batch = unpickle(path, fmt)
     data = batch.get(b"data") if isinstance(batch, dict) else None
     labels = batch.get(fmt.labels_key) if isinstance(batch, dict) else None

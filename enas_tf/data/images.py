@@ -106,7 +106,7 @@ def _checked_labels(name, split, labels, count, num_classes):
                              "images; expected one label per image")
     bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
     if bad.size:
-        raise ImageDataError(f"{name}: {split} label {bad[0]} is {labels[bad[0]]}; labels "
+        raise ImageDataError(f"{name}: {split} labels[{bad[0]}] is {labels[bad[0]]}; labels "
                              f"must be in [0, {num_classes}) for {num_classes} class names")
     return labels.astype(np.int32)
 
