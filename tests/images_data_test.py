@@ -75,6 +75,7 @@ class ImageDataTest:
         (dict(class_names=("a", "b")), "train labels[2] is 2; labels must be in [0, 2) for 2 class"),
         (dict(class_names=()), "class_names must be one or more strings"),
         (dict(class_names=("a", 1, "c")), "class_names must be one or more strings"),
+        (dict(class_names="abc"), "class_names must be one or more strings"),
     ])
     def test_bad_data_is_one_line_error(self, changes, expected):
         message = _error(image_data.ImageData, **_data(**changes))

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 CHANNELS = (1, 3)  # grayscale or RGB
-MIN_SIZE = 8  # smallest height and width: the children downsample twice or more
+MIN_SIZE = 8  # smallest height and width: the CIFAR children halve them twice
 
 
 class ImageDataError(ValueError):
@@ -40,7 +40,7 @@ class ImageData:
     name: str
 
     def __post_init__(self):
-        names = tuple(self.class_names)
+        names = () if isinstance(self.class_names, str) else tuple(self.class_names)
         if not names or not all(isinstance(n, str) for n in names):
             raise ImageDataError(f"{self.name}: class_names must be one or more strings, "
                                  f"got {self.class_names!r}")
