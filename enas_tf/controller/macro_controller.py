@@ -40,18 +40,22 @@ def skip_kl(logits, skip_target):
 
 @keras.saving.register_keras_serializable(package="enas_tf")
 class MacroController(controller.Controller):
-    """Samples macro arcs (L ops and L(L-1)/2 skip bits)."""
+    """Samples macro arcs (L ops and L(L-1)/2 skip bits).
 
-    def __init__(self, num_layers, num_branches=len(macro.OPS), lstm_size=64,
-                 tanh_constant=1.5, temperature=None, skip_target=0.4, **kwargs):
+    The space is ``MacroSpace(num_layers, num_branches, ops)``; the op
+    softmax has one class per op of it.
+    """
+
+    def __init__(self, num_layers, num_branches=None, lstm_size=64,
+                 tanh_constant=1.5, temperature=None, skip_target=0.4, ops=None, **kwargs):
         super().__init__(lstm_size, tanh_constant=tanh_constant,
                          temperature=temperature, **kwargs)
         if not 0.0 < skip_target < 1.0:
             raise ValueError(f"skip_target must be in (0, 1). Received: skip_target={skip_target}")
         self.num_layers = num_layers
-        self.num_branches = num_branches
         self.skip_target = skip_target
-        self.space = macro.MacroSpace(num_layers, num_branches)
+        self.space = macro.MacroSpace(num_layers, num_branches, ops)
+        self.num_branches = self.space.num_branches
 
     def build(self, input_shape=None):
         super().build(input_shape)
@@ -85,5 +89,5 @@ class MacroController(controller.Controller):
     def get_config(self):
         config = super().get_config()
         config.update(num_layers=self.num_layers, num_branches=self.num_branches,
-                      skip_target=self.skip_target)
+                      skip_target=self.skip_target, ops=list(self.space.op_names))
         return config

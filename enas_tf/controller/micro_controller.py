@@ -16,10 +16,12 @@ one to the next. Per cell, in the official order:
   and ``g_emb`` is the next input.
 
 The learned ``b_soft`` starts at ``[10, 10, 0, ...]``: the official code
-favours the two separable convolutions (codes 0 and 1) for any number of
-ops, so both biases are 10 / 0.25 for codes 0, 1 and 0 / -0.25 for the
-rest (cropped when there are fewer than two ops). Arc positions are decided
-out of arc order (input 1, input 2, op 1, op 2), each at its own position.
+favours the two separable convolutions (codes 0 and 1 of the official
+ops), so both biases are 10 / 0.25 for the ops ``sep_conv_3x3`` and
+``sep_conv_5x5`` of the space, wherever its op list puts them, and 0 /
+-0.25 for the others (the official ones for the official list and its
+prefixes). Arc positions are decided out of arc order (input 1, input 2,
+op 1, op 2), each at its own position.
 """
 
 import keras
@@ -30,31 +32,41 @@ from enas_tf.controller import controller
 from enas_tf.search_space import micro
 
 
-def _sep_conv_first(num_ops, favoured, other):
-    """The official per-op constants: ``favoured`` for codes 0 and 1, ``other`` after."""
-    return np.where(np.arange(num_ops) < 2, favoured, other).astype(np.float32)
+_FAVOURED = ("sep_conv_3x3", "sep_conv_5x5")
+
+
+def _favour_sep_convs(op_names, favoured, other):
+    """The official per-op constants: ``favoured`` for the separable convolutions."""
+    return np.where([name in _FAVOURED for name in op_names], favoured,
+                    other).astype(np.float32)
 
 
 @keras.saving.register_keras_serializable(package="enas_tf")
 class MicroController(controller.Controller):
-    """Samples micro arcs (8B decisions: a normal and a reduction cell)."""
+    """Samples micro arcs (8B decisions: a normal and a reduction cell).
 
-    def __init__(self, num_nodes=5, num_ops=len(micro.OPS), lstm_size=64,
-                 tanh_constant=1.10, op_tanh_reduce=2.5, temperature=None, **kwargs):
+    The space is ``MicroSpace(num_nodes, num_ops, ops)``; the op softmax has
+    one class per op of it.
+    """
+
+    def __init__(self, num_nodes=5, num_ops=None, lstm_size=64,
+                 tanh_constant=1.10, op_tanh_reduce=2.5, temperature=None, ops=None,
+                 **kwargs):
         super().__init__(lstm_size, tanh_constant=tanh_constant,
                          temperature=temperature, **kwargs)
         self.num_nodes = num_nodes
-        self.num_ops = num_ops
         self.op_tanh_reduce = op_tanh_reduce
-        self.space = micro.MicroSpace(num_nodes, num_ops)
-        self.normal_bias = tf.constant(_sep_conv_first(num_ops, 0.25, -0.25))
+        self.space = micro.MicroSpace(num_nodes, num_ops, ops)
+        self.num_ops = self.space.num_ops
+        self.normal_bias = tf.constant(_favour_sep_convs(self.space.op_names, 0.25, -0.25))
 
     def build(self, input_shape=None):
         super().build(input_shape)
         self.w_soft = self._weight("w_soft", (self.lstm_size, self.num_ops))
         self.b_soft = self.add_weight(
             shape=(self.num_ops,), name="b_soft",
-            initializer=keras.initializers.Constant(_sep_conv_first(self.num_ops, 10.0, 0.0)))
+            initializer=keras.initializers.Constant(
+                _favour_sep_convs(self.space.op_names, 10.0, 0.0)))
         self.w_emb = self._weight("w_emb", (self.num_ops, self.lstm_size))
         self.build_attention()
 
@@ -96,5 +108,6 @@ class MicroController(controller.Controller):
     def get_config(self):
         config = super().get_config()
         config.update(num_nodes=self.num_nodes, num_ops=self.num_ops,
+                      ops=list(self.space.op_names),
                       op_tanh_reduce=self.op_tanh_reduce)
         return config

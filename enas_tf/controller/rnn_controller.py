@@ -16,16 +16,16 @@ from enas_tf.search_space import rnn
 
 @keras.saving.register_keras_serializable(package="enas_tf")
 class RnnController(controller.Controller):
-    """Samples PTB cell arcs (2N-1 decisions)."""
+    """Samples PTB cell arcs (2N-1 decisions) over ``RnnSpace(num_nodes, activations)``."""
 
-    def __init__(self, num_nodes, lstm_size=100, **kwargs):
+    def __init__(self, num_nodes, lstm_size=100, activations=None, **kwargs):
         super().__init__(lstm_size, **kwargs)
         self.num_nodes = num_nodes
-        self.space = rnn.RnnSpace(num_nodes)
+        self.space = rnn.RnnSpace(num_nodes, activations)
 
     def build(self, input_shape=None):
         super().build(input_shape)
-        num_acts = len(rnn.ACTIVATIONS)
+        num_acts = len(self.space.op_names)
         self.w_soft = self._weight("w_soft", (self.lstm_size, num_acts))
         self.w_emb = self._weight("w_emb", (num_acts, self.lstm_size))
         self.build_attention()
@@ -54,5 +54,5 @@ class RnnController(controller.Controller):
 
     def get_config(self):
         config = super().get_config()
-        config.update(num_nodes=self.num_nodes)
+        config.update(num_nodes=self.num_nodes, activations=list(self.space.op_names))
         return config

@@ -1,11 +1,14 @@
 """The CIFAR candidate operations and their building blocks (NHWC).
 
-``MACRO_OPS`` and ``MICRO_OPS`` map each space's op names (``macro.OPS``,
+``MACRO_OPS`` and ``MICRO_OPS`` map the official op names (``macro.OPS``,
 ``micro.OPS``) to a factory ``factory(filters, **kwargs) -> layer``; the
 same name means different blocks in the two spaces, as in the official
-code. Every block creates all its variables in build(), so a parent can
-build every candidate before ``tf.switch_case`` picks one inside a traced
-step, and every block computes its output shape without running.
+code. ``block_factory`` gives the factory of any registered name: a user's
+op (``search_space.ops.register_op``) comes wrapped in ``CustomOp``, which
+takes the same arguments. Every block creates all its variables in build(),
+so a parent can build every candidate before ``tf.switch_case`` picks one
+inside a traced step, and every block computes its output shape without
+running.
 
 ``slots`` (micro search only) gives a block one copy of each weight per
 slot, picked by a tensor index at call time: the official micro search keeps
@@ -24,6 +27,7 @@ import keras
 import tensorflow as tf
 
 from enas_tf.layers import batch_norm
+from enas_tf.search_space import ops as op_registry
 
 
 def he_normal(slots=None):
@@ -347,6 +351,63 @@ class Identity(_Block):
         return x
 
 
+@keras.saving.register_keras_serializable(package="enas_tf")
+class CustomOp(_Block):
+    """A user's registered op (``op_registry.register_op``) as a block.
+
+    The user's ``factory(filters, strides)`` makes one layer per slot (one
+    when ``slots`` is None): like the official ops, a micro search op keeps
+    a copy of its weights per input it may read, and a tensor ``slot`` picks
+    the copy with ``tf.switch_case``. The copies are built here, and the
+    first one's output shape is checked then, so a wrong factory fails when
+    the model is built, naming its op. ``batch_stats_only`` is the parent's
+    BN mode, which a user layer cannot take: it sees ``training`` and
+    normalizes as it was built to. The output is cast to this block's
+    compute dtype, so a layer of another dtype policy still joins the
+    official ops in ``tf.switch_case``. The config records the op's name,
+    not the factory.
+    """
+
+    config_args = _Block.config_args + ("family", "op_name")
+
+    def __init__(self, filters, strides=1, slots=None, batch_stats_only=False, *, family,
+                 op_name, **kwargs):
+        super().__init__(filters, strides, slots, batch_stats_only, **kwargs)
+        self.family = family
+        self.op_name = op_name
+
+    def build(self, input_shape):
+        factory = op_registry.factory(self.family, self.op_name)
+        self.copies = tuple(self._checked(factory(self.filters, self.strides), input_shape, i)
+                            for i in range(self.slots or 1))
+
+    def _checked(self, layer, input_shape, index):
+        """``layer`` built; the first copy's output shape is checked against the promise."""
+        where = (f"{self.family} op {self.op_name!r} (filters={self.filters}, "
+                 f"strides={self.strides})")
+        if not isinstance(layer, keras.layers.Layer):
+            raise op_registry.OpError(f"{where} factory must return a keras.layers.Layer. "
+                                      f"Received: {type(layer).__name__}")
+        layer.build(input_shape)
+        if index == 0:
+            want = self.compute_output_shape(input_shape)
+            spec = layer.compute_output_spec(keras.KerasTensor(input_shape, self.compute_dtype))
+            got = tuple(getattr(spec, "shape", ()))
+            if len(got) != len(want) or any(
+                    g is not None and w is not None and g != w for g, w in zip(got, want)):
+                raise op_registry.OpError(f"{where} must map inputs of shape "
+                                          f"{tuple(input_shape)} to {want}. Received: {got}")
+        return layer
+
+    def call(self, x, training=False, slot=None):
+        def run(layer):
+            return tf.cast(layer(x, training=training), self.compute_dtype)
+
+        if slot is None:
+            return run(self.copies[0])
+        return tf.switch_case(slot, [lambda layer=layer: run(layer) for layer in self.copies])
+
+
 MACRO_OPS = {
     "conv_3x3": functools.partial(MacroConv, kernel_size=3),
     "sep_conv_3x3": functools.partial(MacroConv, kernel_size=3, separable=True),
@@ -363,3 +424,11 @@ MICRO_OPS = {
     "max_pool_3x3": functools.partial(MicroPool, pool_type="max"),
     "identity": Identity,
 }
+
+
+def block_factory(family, name):
+    """The block factory of registered op ``name`` of ``family`` ("macro" or "micro")."""
+    official = {"macro": MACRO_OPS, "micro": MICRO_OPS}[family]
+    if name in official:
+        return official[name]
+    return functools.partial(CustomOp, family=family, op_name=name)

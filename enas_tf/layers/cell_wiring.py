@@ -4,7 +4,9 @@ The forward step is the paper's highway node, repeated for every node::
 
     [cand, gate] = h_j W,  g = sigmoid(gate),  s = h_j + g * (f(cand) - h_j)
 
-Choices (previous node, activation) are Python ints for a fixed arc. In
+The activations are the space's (``activations``: the official ones with
+their derivatives written out, a user's through autodiff). Choices
+(previous node, activation) are Python ints for a fixed arc. In
 search mode they are scalar int32 tensors: read by value when executing
 eagerly; inside a graph a node's input is routed by ``Switch``/``Merge``
 pairs, one bool per option (see ``routing``), and its activation by
@@ -25,26 +27,59 @@ import functools
 import tensorflow as tf
 
 from enas_tf.layers import routing
-from enas_tf.search_space import rnn
+from enas_tf.search_space import ops as op_registry
 
-# Each activation with its derivative written in terms of its output v, so
-# a training forward pass hands the backward pass f' without a second dispatch.
+# Each official activation with its derivative written in terms of its
+# output v, so a training forward pass hands the backward pass f' without a
+# second dispatch.
 _ACTIVATIONS = {
     "tanh": (tf.tanh, lambda v: 1.0 - tf.square(v)),
     "relu": (tf.nn.relu, lambda v: tf.cast(v > 0, v.dtype)),
     "identity": (tf.identity, tf.ones_like),
     "sigmoid": (tf.sigmoid, lambda v: v * (1.0 - v)),
 }
-ACTIVATIONS = tuple(_ACTIVATIONS[name] for name in rnn.ACTIVATIONS)
+
+
+def activations(names):
+    """(function, derivative of the output or None) of each registered rnn op ``names``.
+
+    A user's activation (None: no written derivative) must be elementwise:
+    one is checked on a small tensor, failing with a one-line error naming it.
+    """
+    table = []
+    for name in names:
+        if name in _ACTIVATIONS:
+            table.append(_ACTIVATIONS[name])
+            continue
+        fn = op_registry.factory("rnn", name)
+        probe = tf.zeros([2, 3])
+        out = tf.convert_to_tensor(fn(probe))
+        if out.shape != probe.shape or out.dtype != probe.dtype:
+            raise op_registry.OpError(
+                f"rnn op {name!r} must be elementwise (same shape and dtype). Received: "
+                f"{out.dtype.name}{out.shape.as_list()} for float32[2, 3]")
+        table.append((fn, None))
+    return tuple(table)
+
+
+OFFICIAL = activations(op_registry.OFFICIAL["rnn"])
 
 
 def _apply(activation, x, with_slope):
+    """(f(x),) or (f(x), f'(x)); a user's f' by autodiff (f elementwise)."""
     fn, slope = activation
-    value = fn(x)
-    return (value, slope(value)) if with_slope else (value,)
+    if not with_slope:
+        return (fn(x),)
+    if slope is not None:
+        value = fn(x)
+        return value, slope(value)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        value = fn(x)
+    return value, tape.gradient(value, x, unconnected_gradients=tf.UnconnectedGradients.ZERO)
 
 
-def _activate(choice, x, with_slope):
+def _activate(activations, choice, x, with_slope):
     """(f(x),) or (f(x), f'(x)) of the chosen activation; only the chosen one runs.
 
     A graph choice dispatches through ``tf.switch_case`` rather than
@@ -54,20 +89,22 @@ def _activate(choice, x, with_slope):
     section has it and ``bench/dispatch_overhead.py``'s figures).
     """
     if isinstance(choice, int):
-        return _apply(ACTIVATIONS[choice], x, with_slope)
+        return _apply(activations[choice], x, with_slope)
     return tf.switch_case(choice, [functools.partial(_apply, a, x, with_slope)
-                                   for a in ACTIVATIONS])
+                                   for a in activations])
 
 
 class Wiring:
     """The cell's choices for one arc.
 
     ``prevs``: previous node of nodes 1..N-1; ``acts``: activation of nodes
-    0..N-1; all ints, or all scalar int32 tensors. The cell output is the
-    mean of the loose ends, the nodes no node reads.
+    0..N-1; all ints, or all scalar int32 tensors, indexes into
+    ``activations`` (``activations(names)``; default: the official ones).
+    The cell output is the mean of the loose ends, the nodes no node reads.
     """
 
-    def __init__(self, prevs, acts):
+    def __init__(self, prevs, acts, activations=OFFICIAL):
+        self.activations = activations
         self.prevs = [routing.options(p, node) for node, p in enumerate(prevs, start=1)]
         self.acts = [routing.index(a) for a in acts]
         self.fixed = isinstance(self.acts[0], int)
@@ -136,9 +173,11 @@ class Wiring:
             candidate, gate = tf.split(preactivation, 2, axis=-1)
             gate = tf.sigmoid(gate)
             if trace is None:
-                value, = _activate(self.acts[node], candidate, with_slope=False)
+                value, = _activate(self.activations, self.acts[node], candidate,
+                                   with_slope=False)
             else:
-                value, slope = _activate(self.acts[node], candidate, with_slope=True)
+                value, slope = _activate(self.activations, self.acts[node], candidate,
+                                          with_slope=True)
                 trace.append((h_in, gate, value, slope))
             nodes.append(h_in + gate * (value - h_in))
         return self._output(nodes)

@@ -61,12 +61,16 @@ class EnasRnnCell(keras.layers.Layer):
     with an unknown T (serving) it is a ``tf.while_loop`` over the same
     step. Inside a graph a search-mode call is differentiable only in that
     unrolled training form: autodiff cannot go through the routed choices.
+    ``activations``: the space's registered rnn op names (default: the
+    official four); arc codes index them.
     """
 
     def __init__(self, num_nodes, hidden_size, fixed_arc=None,
-                 init_range=0.04, **kwargs):
+                 init_range=0.04, activations=None, **kwargs):
         super().__init__(**kwargs)
-        self.space = rnn.RnnSpace(num_nodes)
+        self.space = rnn.RnnSpace(num_nodes, activations)
+        self.activations = self.space.activations
+        self.activation_fns = cell_wiring.activations(self.activations)
         self.num_nodes = num_nodes
         self.hidden_size = hidden_size
         self.init_range = init_range
@@ -101,7 +105,7 @@ class EnasRnnCell(keras.layers.Layer):
         # Gathered in float32, then cast: a mixed policy would otherwise cast
         # all the shared edges every step (0.1 s at the paper's size).
         edge_weights = tf.cast(edge_weights, self.compute_dtype)
-        wiring = cell_wiring.Wiring(prevs, acts)
+        wiring = cell_wiring.Wiring(prevs, acts, self.activation_fns)
         # Node 0's input projection for all steps in one matmul.
         x_proj = matmul_over_time(inputs, self.w_input)
         w_state = tf.convert_to_tensor(self.w_state)
@@ -157,7 +161,8 @@ class EnasRnnCell(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(num_nodes=self.num_nodes, hidden_size=self.hidden_size,
-                      fixed_arc=self.fixed_arc, init_range=self.init_range)
+                      fixed_arc=self.fixed_arc, init_range=self.init_range,
+                      activations=list(self.activations))
         return config
 
 

@@ -9,7 +9,9 @@ op and reads its op and skips from the arc tensor at call time; the fixed
 layer holds only its op and joins its skips another way, with other
 weights. They share the op construction and the output shape (``_MacroLayer``).
 
-``MacroSearchLayer`` builds every op of ``macro.OPS[:num_branches]``;
+``MacroSearchLayer`` builds every op of its space (``ops``, registered
+macro op names; by default the official six, ``num_branches`` alone the
+first num_branches of them);
 ``tf.switch_case`` on the arc tensor runs only the chosen one, so one
 trace serves every architecture (the official code computed all six and,
 through a late-binding bug, always returned max-pool). Each skip input is
@@ -37,19 +39,23 @@ from enas_tf.search_space import macro
 
 
 class _MacroLayer(keras.layers.Layer):
-    """What both macro layers share: their ops (``self.ops``) and output shape."""
+    """What both macro layers share: their ops (``self.ops``) and output shape.
 
-    def __init__(self, layer_id, filters, num_branches=len(macro.OPS), **kwargs):
+    ``space`` is the macro space of layers 0..layer_id; ``op_names`` its ops.
+    """
+
+    def __init__(self, layer_id, filters, num_branches=None, ops=None, **kwargs):
         super().__init__(**kwargs)
         self.layer_id = layer_id
         self.filters = filters
-        self.num_branches = num_branches
+        self.space = macro.MacroSpace(layer_id + 1, num_branches, ops)
+        self.op_names = self.space.op_names
+        self.num_branches = len(self.op_names)
 
     def _build_ops(self, names, input_shapes):
         """Builds ``self.ops`` (the ops ``names``) on the last input; returns their output shape."""
-        self.ops = tuple(candidate_ops.MACRO_OPS[name](self.filters, name=name,
-                                                       dtype=self.dtype_policy)
-                         for name in names)
+        self.ops = tuple(candidate_ops.block_factory("macro", name)(
+            self.filters, name=name, dtype=self.dtype_policy) for name in names)
         for op in self.ops:
             op.build(input_shapes[-1])
         return self.ops[0].compute_output_shape(input_shapes[-1])
@@ -60,7 +66,7 @@ class _MacroLayer(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(layer_id=self.layer_id, filters=self.filters,
-                      num_branches=self.num_branches)
+                      num_branches=self.num_branches, ops=list(self.op_names))
         return config
 
 
@@ -76,12 +82,8 @@ class MacroSearchLayer(_MacroLayer):
     so the layer does not check it again.
     """
 
-    def __init__(self, layer_id, filters, num_branches=len(macro.OPS), **kwargs):
-        super().__init__(layer_id, filters, num_branches, **kwargs)
-        self.space = macro.MacroSpace(layer_id + 1, num_branches)
-
     def build(self, input_shapes):
-        out_shape = self._build_ops(macro.OPS[:self.num_branches], input_shapes)
+        out_shape = self._build_ops(self.op_names, input_shapes)
         if self.layer_id:
             self.skip_bn = batch_norm.FusedBatchNorm(name="skip_bn", dtype=self.dtype_policy)
             self.skip_bn.build(out_shape)
@@ -122,10 +124,10 @@ class MacroFixedLayer(_MacroLayer):
     used (the arc was fixed at construction).
     """
 
-    def __init__(self, layer_id, filters, op, skips, num_branches=len(macro.OPS), **kwargs):
-        super().__init__(layer_id, filters, num_branches, **kwargs)
-        if not 0 <= op < num_branches:
-            raise ValueError(f"op must be in [0, {num_branches - 1}]. Received: op={op}")
+    def __init__(self, layer_id, filters, op, skips, num_branches=None, ops=None, **kwargs):
+        super().__init__(layer_id, filters, num_branches, ops, **kwargs)
+        if not 0 <= op < self.num_branches:
+            raise ValueError(f"op must be in [0, {self.num_branches - 1}]. Received: op={op}")
         if len(skips) != layer_id:
             raise ValueError(f"layer {layer_id} needs {layer_id} skip bits. "
                              f"Received: skips={skips}")
@@ -133,7 +135,7 @@ class MacroFixedLayer(_MacroLayer):
         self.skips = tuple(int(bit) for bit in skips)
 
     def build(self, input_shapes):
-        out_shape = self._build_ops((macro.OPS[self.op],), input_shapes)
+        out_shape = self._build_ops((self.op_names[self.op],), input_shapes)
         if self.layer_id:
             channels = self.filters + sum(
                 shape[-1] for shape, bit in zip(input_shapes, self.skips) if bit)

@@ -69,16 +69,18 @@ class _MicroCell(keras.layers.Layer):
 
     ``batch_stats_only`` says whether the cell's BNs use batch statistics
     only (the search cell) or keep moving averages (the fixed cell).
+    ``ops``: the space's registered micro op names (default: the official five).
     """
 
     batch_stats_only = False
 
-    def __init__(self, filters, num_nodes=5, reduction=False, **kwargs):
+    def __init__(self, filters, num_nodes=5, reduction=False, ops=None, **kwargs):
         super().__init__(**kwargs)
         self.filters = filters
         self.num_nodes = num_nodes
         self.reduction = reduction
-        self.space = micro.MicroSpace(num_nodes)
+        self.space = micro.MicroSpace(num_nodes, ops=ops)
+        self.op_names = self.space.op_names
 
     def _output_size(self, size):
         """The cell's output resolution for inputs of resolution ``size`` (None: unknown)."""
@@ -118,7 +120,7 @@ class _MicroCell(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(filters=self.filters, num_nodes=self.num_nodes,
-                      reduction=self.reduction)
+                      reduction=self.reduction, ops=list(self.op_names))
         return config
 
 
@@ -140,10 +142,10 @@ class MicroSearchCell(_MicroCell):
         state_shape = self._build_calibration(
             input_shapes, self._output_size(input_shapes[1][1]))
         self.node_ops = tuple(
-            tuple(candidate_ops.MICRO_OPS[name](
+            tuple(candidate_ops.block_factory("micro", name)(
                 self.filters, slots=b + 2, batch_stats_only=self.batch_stats_only,
                 name=f"node{b}_x{p}_{name}", dtype=self.dtype_policy)
-                  for name in micro.OPS)
+                  for name in self.op_names)
             for b, p in self._positions())
         self.combine = candidate_ops.ConvBn(
             self.filters, pre_relu=True, batch_stats_only=self.batch_stats_only, name="combine",
@@ -195,8 +197,8 @@ class MicroFixedCell(_MicroCell):
     fixed at construction).
     """
 
-    def __init__(self, filters, num_nodes=5, reduction=False, *, nodes, **kwargs):
-        super().__init__(filters, num_nodes, reduction, **kwargs)
+    def __init__(self, filters, num_nodes=5, reduction=False, ops=None, *, nodes, **kwargs):
+        super().__init__(filters, num_nodes, reduction, ops, **kwargs)
         self.nodes = self._checked_nodes(nodes)
         self.seed_generator = keras.random.SeedGenerator(name="drop_path_seed")
 
@@ -227,9 +229,9 @@ class MicroFixedCell(_MicroCell):
                                          dtype=self.dtype_policy)
         self.base.build(state_shape)
         self.node_ops = tuple(
-            (candidate_ops.MICRO_OPS[micro.OPS[op]](
+            (candidate_ops.block_factory("micro", self.op_names[op])(
                 self.filters, strides=2 if self.reduction and source < 2 else 1,
-                name=f"node{b}_x{p}_{micro.OPS[op]}", dtype=self.dtype_policy),)
+                name=f"node{b}_x{p}_{self.op_names[op]}", dtype=self.dtype_policy),)
             for b, p, source, op in self._edges())
         self.combine = tuple(
             candidate_ops.FactorizedReduce(self.filters, name=f"combine_{i}",
@@ -250,7 +252,7 @@ class MicroFixedCell(_MicroCell):
             summed = 0
             for p, (source, op) in enumerate((node[:2], node[2:])):
                 y = self.node_ops[2 * b + p][0](states[source], training=training)
-                if training and drop_path_keep is not None and micro.OPS[op] != "identity":
+                if training and drop_path_keep is not None and self.op_names[op] != "identity":
                     y = drop_path(y, drop_path_keep, self.seed_generator)
                 summed += y
             states.append(summed)

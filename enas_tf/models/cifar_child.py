@@ -73,7 +73,7 @@ class _CifarChild(keras.Model):
     def get_config(self):
         config = super().get_config()
         config.update(keep_prob=self.keep_prob, fixed_arc=self.fixed_arc,
-                      num_classes=self.num_classes)
+                      num_classes=self.num_classes, ops=list(self.space.op_names))
         return config
 
 
@@ -88,16 +88,19 @@ class MacroChild(_CifarChild):
     reads). Then global average pooling, dropout and a dense layer without
     bias.
 
+    ``ops`` names the space's registered macro ops (default: the official
+    six; ``num_branches`` alone, the first num_branches of them).
+
     Call: ``model(images, arc=None, training=False)`` -> logits [B, classes].
     """
 
-    def __init__(self, num_layers=12, out_filters=36, num_branches=len(macro.OPS),
-                 keep_prob=1.0, fixed_arc=None, num_classes=10, **kwargs):
-        space = macro.MacroSpace(num_layers, num_branches)
+    def __init__(self, num_layers=12, out_filters=36, num_branches=None,
+                 keep_prob=1.0, fixed_arc=None, num_classes=10, ops=None, **kwargs):
+        space = macro.MacroSpace(num_layers, num_branches, ops)
         super().__init__(space, fixed_arc, keep_prob, num_classes, **kwargs)
         self.num_layers = num_layers
         self.out_filters = out_filters
-        self.num_branches = num_branches
+        self.num_branches = space.num_branches
         self.pool_layers = space.pool_layers()
         net = self.fixed_view()
         self.stem = candidate_ops.ConvBn(out_filters, 3, name="stem", dtype=self.dtype_policy)
@@ -116,8 +119,7 @@ class MacroChild(_CifarChild):
 
     def _layer(self, i, filters, net):
         """Layer i: the search layer, or the fixed one with its op and skips in ``net``."""
-        kwargs = dict(num_branches=self.num_branches, name=f"layer_{i}",
-                      dtype=self.dtype_policy)
+        kwargs = dict(ops=self.space.op_names, name=f"layer_{i}", dtype=self.dtype_policy)
         if net is None:
             return macro_layer.MacroSearchLayer(i, filters, **kwargs)
         return macro_layer.MacroFixedLayer(i, filters, net.ops[i], net.skips[i], **kwargs)
@@ -221,14 +223,16 @@ class MicroChild(_CifarChild):
     where p is ``drop_path_progress``, a variable the trainer sets to the
     fraction of training done (official: (step + 1) / total steps, at most 1).
 
+    ``ops`` names the space's registered micro ops (default: the official five).
+
     Call: ``model(images, arc=None, training=False)`` -> logits [B, classes],
     or ``(logits, aux_logits)`` when built with the aux head and training.
     """
 
     def __init__(self, num_layers=6, out_filters=20, num_nodes=5, keep_prob=1.0,
                  drop_path_keep_prob=1.0, use_aux_heads=False, fixed_arc=None,
-                 num_classes=10, **kwargs):
-        space = micro.MicroSpace(num_nodes)
+                 num_classes=10, ops=None, **kwargs):
+        space = micro.MicroSpace(num_nodes, ops=ops)
         super().__init__(space, fixed_arc, keep_prob, num_classes, **kwargs)
         if not 0.0 < drop_path_keep_prob <= 1.0:
             raise ValueError(f"drop_path_keep_prob must be in (0, 1]. "
@@ -259,7 +263,7 @@ class MicroChild(_CifarChild):
 
     def _cell(self, c, filters, reduction, arc):
         """Cell c: the search cell, or the fixed one with its nodes in ``arc``."""
-        kwargs = dict(name=f"cell_{c}", dtype=self.dtype_policy)
+        kwargs = dict(ops=self.space.op_names, name=f"cell_{c}", dtype=self.dtype_policy)
         if arc is None:
             return micro_cell.MicroSearchCell(filters, self.num_nodes, reduction, **kwargs)
         nodes = (arc.reduction if reduction else arc.normal).nodes

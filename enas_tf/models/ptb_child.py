@@ -35,11 +35,13 @@ class PtbChild(keras.Model):
     Call: ``model(tokens [B, T], state [B, H], arc, edge_weights=None,
     training=False, seed=None)`` -> ``(logits [B, T, V], final_state,
     cell_outputs)``. ``seed`` (int32 [2]) draws the dropout masks when
-    training; ``edge_weights`` goes to the cell (see ``EnasRnnCell``).
+    training; ``edge_weights`` goes to the cell (see ``EnasRnnCell``), and so
+    do ``activations`` (the space's registered rnn op names; default: the
+    official four).
     """
 
     def __init__(self, vocab_size, hidden_size, num_nodes, fixed_arc=None,
-                 keep_probs=None, init_range=0.04, **kwargs):
+                 keep_probs=None, init_range=0.04, activations=None, **kwargs):
         super().__init__(**kwargs)
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
@@ -55,7 +57,7 @@ class PtbChild(keras.Model):
             dtype=self.dtype_policy)
         self.cell = enas_rnn_cell.EnasRnnCell(
             num_nodes, hidden_size, fixed_arc=fixed_arc, init_range=init_range,
-            name="enas_cell", dtype=self.dtype_policy)
+            activations=activations, name="enas_cell", dtype=self.dtype_policy)
         # The softmax weights are tied to the embedding, but the bias is its
         # own: from the near-zero outputs of a fresh cell, a tied softmax
         # without one cannot even learn word frequencies, and training sat at
@@ -66,6 +68,10 @@ class PtbChild(keras.Model):
     @property
     def fixed_arc(self):
         return self.cell.fixed_arc
+
+    @property
+    def activations(self):
+        return self.cell.activations
 
     def initial_state(self, batch_size):
         return tf.zeros([batch_size, self.hidden_size], self.compute_dtype)
@@ -100,7 +106,7 @@ class PtbChild(keras.Model):
         config.update(vocab_size=self.vocab_size, hidden_size=self.hidden_size,
                       num_nodes=self.num_nodes, fixed_arc=self.fixed_arc,
                       keep_probs=dataclasses.asdict(self.keep_probs),
-                      init_range=self.init_range)
+                      init_range=self.init_range, activations=list(self.activations))
         return config
 
     @classmethod

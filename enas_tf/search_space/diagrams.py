@@ -3,14 +3,14 @@
 ``dag_svg`` lays a DAG out left to right by longest path from the inputs,
 stacks nodes of the same rank, and draws edges as curves (long ones through
 free slots of the columns they cross); each space turns its typed arc view
-into nodes and edges.
+into nodes and edges, labelling ops with the names of the space that
+decoded it (custom ops included).
 """
 
 import html
 from xml.etree import ElementTree
 
 from enas_tf.search_space import macro
-from enas_tf.search_space import micro
 
 _BOX_W, _BOX_H, _GAP_X, _GAP_Y, _MARGIN = 120, 36, 70, 24, 20
 
@@ -142,7 +142,7 @@ def _cell_svg(cell, title):
     edges = []
     for b, (in_1, op_1, in_2, op_2) in enumerate(cell.nodes):
         for k, (index, op) in enumerate(((in_1, op_1), (in_2, op_2))):
-            nodes.append((("op", b, k), micro.OPS[op]))
+            nodes.append((("op", b, k), cell.space_ops[op]))
             edges += [(source(index), ("op", b, k)), (("op", b, k), ("node", b))]
         nodes.append((("node", b), f"node {b + 2}: add"))
     nodes.append(("output", "c[k]: concat"))

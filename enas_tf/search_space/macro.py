@@ -6,8 +6,10 @@ L(L-1)/2 integers), layer i's fields starting at ``i + i(i-1)/2``::
 
     [op_0, op_1, skip_1_0, op_2, skip_2_0, skip_2_1, op_3, skip_3_0, ...]
 
-Op codes follow the official README; ``num_branches=4`` (the official final
-script) restricts layers to the four convolutions.
+Op codes index the space's own op list (``ops``, see ``search_space.ops``);
+the default is the official list, so codes follow the official README, and
+``num_branches=4`` (the official final script) restricts layers to its
+first four ops, the four convolutions.
 """
 
 import dataclasses
@@ -15,9 +17,9 @@ import dataclasses
 import numpy as np
 
 from enas_tf.search_space import arcs
+from enas_tf.search_space import ops as op_registry
 
-OPS = ("conv_3x3", "sep_conv_3x3", "conv_5x5", "sep_conv_5x5",
-       "avg_pool_3x3", "max_pool_3x3")
+OPS = op_registry.OFFICIAL["macro"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,28 +28,32 @@ class MacroNet:
 
     ops: tuple  # ops[i] is layer i's op code
     skips: tuple  # skips[i][j] == 1 iff layer i takes layer j < i as a skip input
+    space_ops: tuple = dataclasses.field(default=OPS, compare=False)  # names of the codes
 
     @property
     def num_layers(self) -> int:
         return len(self.ops)
 
     def op_names(self) -> tuple:
-        return tuple(OPS[op] for op in self.ops)
+        return tuple(self.space_ops[op] for op in self.ops)
 
 
 class MacroSpace(arcs.SearchSpace):
-    """L-layer networks: num_branches^L * 2^(L(L-1)/2) architectures."""
+    """L-layer networks: num_branches^L * 2^(L(L-1)/2) architectures.
+
+    ``ops``: registered macro op names, an op code being an index into them;
+    ``num_branches`` alone means the first num_branches official ops.
+    """
 
     name = "macro"
 
-    def __init__(self, num_layers: int = 12, num_branches: int = len(OPS)):
+    def __init__(self, num_layers: int = 12, num_branches: int = None, ops=None):
         if num_layers < 1:
             raise ValueError(f"num_layers must be >= 1. Received: num_layers={num_layers}")
-        if not 1 <= num_branches <= len(OPS):
-            raise ValueError(f"num_branches must be in [1, {len(OPS)}]. "
-                             f"Received: num_branches={num_branches}")
+        self.ops = op_registry.space_ops("macro", ops, num_branches,
+                                         count_name="num_branches")
         self.num_layers = num_layers
-        self.num_branches = num_branches
+        self.num_branches = num_branches = len(self.ops)
         bounds, self._names = [], []
         for layer in range(num_layers):
             bounds += [num_branches] + [2] * layer
@@ -61,7 +67,7 @@ class MacroSpace(arcs.SearchSpace):
 
     @property
     def op_names(self) -> tuple:
-        return OPS[:self.num_branches]
+        return self.ops
 
     def op_positions(self) -> list:
         return [self.op_position(layer) for layer in range(self.num_layers)]
@@ -89,7 +95,8 @@ class MacroSpace(arcs.SearchSpace):
         starts = [self.op_position(i) for i in range(self.num_layers)]
         return MacroNet(ops=tuple(values[s] for s in starts),
                         skips=tuple(tuple(values[s + 1:s + 1 + i])
-                                    for i, s in enumerate(starts)))
+                                    for i, s in enumerate(starts)),
+                        space_ops=self.ops)
 
     def encode(self, net: MacroNet) -> np.ndarray:
         if net.num_layers != self.num_layers or len(net.skips) != self.num_layers:

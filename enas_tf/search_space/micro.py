@@ -5,7 +5,8 @@ B nodes; node b picks two inputs among 0..b+1 (cell inputs and earlier nodes,
 node b's own output being index b+2) and one op for each, and sums the two
 results. Flat layout (official, 8B integers): the normal cell's 4B
 integers, then the reduction cell's, each node as
-``[input_1, op_1, input_2, op_2]``.
+``[input_1, op_1, input_2, op_2]``. Op codes index the space's own op list
+(``ops``, see ``search_space.ops``), by default the official one.
 """
 
 import dataclasses
@@ -13,8 +14,9 @@ import dataclasses
 import numpy as np
 
 from enas_tf.search_space import arcs
+from enas_tf.search_space import ops as op_registry
 
-OPS = ("sep_conv_3x3", "sep_conv_5x5", "avg_pool_3x3", "max_pool_3x3", "identity")
+OPS = op_registry.OFFICIAL["micro"]
 CELLS = ("normal", "reduction")
 FIELDS = ("input 1", "op 1", "input 2", "op 2")
 
@@ -24,6 +26,7 @@ class MicroCell:
     """Typed view of one cell."""
 
     nodes: tuple  # nodes[b] = (input_1, op_1, input_2, op_2)
+    space_ops: tuple = dataclasses.field(default=OPS, compare=False)  # names of the op codes
 
     @property
     def num_nodes(self) -> int:
@@ -49,17 +52,20 @@ class MicroArc:
 
 
 class MicroSpace(arcs.SearchSpace):
-    """Pairs of B-node cells over num_ops ops."""
+    """Pairs of B-node cells over num_ops ops.
+
+    ``ops``: registered micro op names, an op code being an index into them;
+    ``num_ops`` alone means the first num_ops official ops.
+    """
 
     name = "micro"
 
-    def __init__(self, num_nodes: int = 5, num_ops: int = len(OPS)):
+    def __init__(self, num_nodes: int = 5, num_ops: int = None, ops=None):
         if num_nodes < 1:
             raise ValueError(f"num_nodes must be >= 1. Received: num_nodes={num_nodes}")
-        if not 1 <= num_ops <= len(OPS):
-            raise ValueError(f"num_ops must be in [1, {len(OPS)}]. Received: num_ops={num_ops}")
+        self.ops = op_registry.space_ops("micro", ops, num_ops)
         self.num_nodes = num_nodes
-        self.num_ops = num_ops
+        self.num_ops = num_ops = len(self.ops)
         cell = [bound for b in range(num_nodes) for bound in (b + 2, num_ops, b + 2, num_ops)]
         self._bounds = np.array(cell * len(CELLS), dtype=np.int32)
 
@@ -69,7 +75,7 @@ class MicroSpace(arcs.SearchSpace):
 
     @property
     def op_names(self) -> tuple:
-        return OPS[:self.num_ops]
+        return self.ops
 
     def op_positions(self) -> list:
         return [p for p in range(self.arc_length) if FIELDS[p % 4].startswith("op")]
@@ -93,8 +99,8 @@ class MicroSpace(arcs.SearchSpace):
     def decode(self, arc) -> MicroArc:
         values = self.validate(arc).tolist()
         nodes = [tuple(values[i:i + 4]) for i in range(0, len(values), 4)]
-        return MicroArc(normal=MicroCell(tuple(nodes[:self.num_nodes])),
-                        reduction=MicroCell(tuple(nodes[self.num_nodes:])))
+        return MicroArc(normal=MicroCell(tuple(nodes[:self.num_nodes]), self.ops),
+                        reduction=MicroCell(tuple(nodes[self.num_nodes:]), self.ops))
 
     def encode(self, micro_arc: MicroArc) -> np.ndarray:
         values = []

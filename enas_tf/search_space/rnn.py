@@ -6,7 +6,8 @@ j < l and an activation. Flat layout (official, 2N-1 integers)::
 
     [act_0, prev_1, act_1, prev_2, act_2, ..., prev_{N-1}, act_{N-1}]
 
-Activation codes follow the official repository: 0 tanh, 1 ReLU,
+Activation codes index the space's own activation list (``activations``,
+see ``search_space.ops``); by default the official one: 0 tanh, 1 ReLU,
 2 identity, 3 sigmoid.
 """
 
@@ -15,8 +16,9 @@ import dataclasses
 import numpy as np
 
 from enas_tf.search_space import arcs
+from enas_tf.search_space import ops as op_registry
 
-ACTIVATIONS = ("tanh", "relu", "identity", "sigmoid")
+ACTIVATIONS = op_registry.OFFICIAL["rnn"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +27,7 @@ class RnnCell:
 
     activations: tuple  # one code per node
     prev_nodes: tuple  # prev_nodes[l - 1] is node l's input node, l >= 1
+    space_activations: tuple = dataclasses.field(default=ACTIVATIONS, compare=False)
 
     @property
     def num_nodes(self) -> int:
@@ -37,28 +40,34 @@ class RnnCell:
         return tuple(i for i in range(self.num_nodes) if i not in used)
 
     def activation_names(self) -> tuple:
-        return tuple(ACTIVATIONS[a] for a in self.activations)
+        return tuple(self.space_activations[a] for a in self.activations)
 
 
 class RnnSpace(arcs.SearchSpace):
-    """N-node recurrent cells with 4 activations (4^N * (N-1)! cells)."""
+    """N-node recurrent cells over A activations (A^N * (N-1)! cells).
+
+    ``activations``: registered rnn op names (default: the official four).
+    """
 
     name = "ptb"
 
-    def __init__(self, num_nodes: int = 12):
+    def __init__(self, num_nodes: int = 12, activations=None):
         if num_nodes < 2:
             raise ValueError(f"num_nodes must be >= 2. Received: num_nodes={num_nodes}")
         self.num_nodes = num_nodes
-        bounds = [len(ACTIVATIONS)]
+        self.activations = op_registry.space_ops("rnn", activations, what="activations")
+        bounds = [len(self.activations)]
         for node in range(1, num_nodes):
-            bounds += [node, len(ACTIVATIONS)]
+            bounds += [node, len(self.activations)]
         self._bounds = np.array(bounds, dtype=np.int32)
 
     @property
     def bounds(self) -> np.ndarray:
         return self._bounds
 
-    op_names = ACTIVATIONS
+    @property
+    def op_names(self) -> tuple:
+        return self.activations
 
     def op_positions(self) -> list:
         return [self.activation_position(node) for node in range(self.num_nodes)]
@@ -83,7 +92,7 @@ class RnnSpace(arcs.SearchSpace):
     def decode(self, arc) -> RnnCell:
         values = self.validate(arc).tolist()
         return RnnCell(activations=tuple(values[0::2]),
-                       prev_nodes=tuple(values[1::2]))
+                       prev_nodes=tuple(values[1::2]), space_activations=self.activations)
 
     def encode(self, cell: RnnCell) -> np.ndarray:
         values = [cell.activations[0]]
