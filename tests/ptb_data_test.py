@@ -1,4 +1,5 @@
 """Tests for enas_tf.data.ptb and the synthetic PTB files in testdata/ptb."""
+import hashlib
 import importlib.util
 import logging
 import os
@@ -14,6 +15,7 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 TESTDATA_PTB = os.path.join(ROOT, "testdata", "ptb")
 REAL_PTB = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "ptb")
 FILES = ("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt")
+WIKI_FILES = ("wiki.train.tokens", "wiki.valid.tokens", "wiki.test.tokens")
 PLANTED_OOV = 5  # brouhaha x2, kerfuffle x2, hullabaloo x1, see testdata/README.md
 
 
@@ -30,6 +32,16 @@ def rows(stacked):
 def copy_testdata(tmp_path):
     for name in FILES:
         shutil.copy(os.path.join(TESTDATA_PTB, name), tmp_path)
+
+
+def write_wikitext(directory):
+    """A tiny corpus laid out as WikiText-2: headings, blank lines, <unk> already in."""
+    directory.mkdir(parents=True, exist_ok=True)
+    splits = {"train": " \n = Valkyria = \n \n the cat sat on the <unk> . \n the dog sat . \n \n",
+              "valid": " = Valkyria = \n the zebra sat . \n",
+              "test": " the <unk> . \n"}
+    for split, text in splits.items():
+        (directory / f"wiki.{split}.tokens").write_text(text, encoding="utf-8")
 
 
 class VocabularyTest:
@@ -89,29 +101,94 @@ class LoadPtbTest:
         test_words = data.vocab.decode(data.test)
         assert not {"brouhaha", "kerfuffle", "hullabaloo"} & set(test_words)
 
+    def test_default_names_give_the_ids_they_always_gave(self):
+        # Pinned from load_ptb(TESTDATA_PTB) before the file names became arguments.
+        data = ptb.load_ptb(TESTDATA_PTB)
+        assert data.vocab.size == 288
+        assert data.vocab.words[:8] == ("<eos>", "N", "the", "of", "a", "$", "in", "company")
+        assert (len(data.train), len(data.valid), len(data.test)) == (19157, 2523, 2465)
+        assert data.train[:12].tolist() == [15, 12, 4, 72, 11, 20, 14, 29, 0, 2, 39, 92]
+        assert data.valid[:12].tolist() == [53, 12, 27, 7, 3, 129, 187, 20, 2, 162, 0, 18]
+        assert data.test[:12].tolist() == [23, 237, 95, 5, 1, 16, 0, 27, 81, 28, 56, 90]
+        digests = [hashlib.sha256(getattr(data, split).tobytes()).hexdigest()[:16]
+                   for split in ptb.SPLITS]
+        assert digests == ["0f010e6b69a6f5f3", "eaaca7b9c5a6dfa5", "1332fc12f16c61a4"]
+        named = ptb.load_ptb(TESTDATA_PTB, *FILES)
+        assert named.vocab.words == data.vocab.words
+        np.testing.assert_array_equal(named.test, data.test)
+
+    def test_loads_a_wikitext_shaped_corpus(self, tmp_path, caplog):
+        write_wikitext(tmp_path)
+        with caplog.at_level(logging.WARNING):
+            data = ptb.load_ptb(str(tmp_path), *WIKI_FILES)
+        # <eos> x6 (blank lines count), the x3, then ties alphabetically by count.
+        assert data.vocab.words == ("<eos>", "the", ".", "=", "sat", "<unk>", "Valkyria",
+                                    "cat", "dog", "on")
+        assert data.train.tolist() == [0, 3, 6, 3, 0, 0, 1, 7, 4, 9, 1, 5, 2, 0,
+                                       1, 8, 4, 2, 0, 0]
+        assert data.valid.tolist() == [3, 6, 3, 0, 1, 5, 4, 2, 0]  # zebra -> <unk>
+        assert data.test.tolist() == [1, 5, 2, 0]
+        assert data.oov_counts == {"valid": 1, "test": 0}
+        assert "1 valid and 0 test tokens" in caplog.text
+
+    def test_names_may_be_relative_paths_or_absolute(self, tmp_path):
+        write_wikitext(tmp_path / "wikitext-2")
+        relative = ptb.load_ptb(tmp_path, *(f"wikitext-2/{name}" for name in WIKI_FILES))
+        absolute = ptb.load_ptb(tmp_path / "not-a-dir",
+                                *(tmp_path / "wikitext-2" / name for name in WIKI_FILES))
+        assert relative.vocab.words == absolute.vocab.words
+        np.testing.assert_array_equal(relative.train, absolute.train)
+
+    def test_vocabulary_takes_every_training_word(self, tmp_path):
+        words = [f"w{i}" for i in range(3000)]
+        (tmp_path / "t.txt").write_text(" " + " ".join(words) + " \n", encoding="utf-8")
+        (tmp_path / "v.txt").write_text(" w1 w2999 \n", encoding="utf-8")
+        data = ptb.load_ptb(tmp_path, "t.txt", "v.txt", "v.txt")
+        assert data.vocab.size == 3002  # with <eos> and <unk>
+        assert data.vocab.decode(data.valid) == ["w1", "w2999", "<eos>"]
+
     def test_missing_directory(self, tmp_path):
         path = str(tmp_path / "nowhere")
         with pytest.raises(ptb.PtbDataError, match="does not exist") as error:
             ptb.load_ptb(path)
         assert path in str(error.value) and "ptb.train.txt" in str(error.value)
 
-    def test_missing_file_names_directory_and_expected_files(self, tmp_path):
-        copy_testdata(tmp_path)
-        os.remove(tmp_path / "ptb.valid.txt")
+    @pytest.mark.parametrize("split", ptb.SPLITS)
+    def test_missing_file_names_path_and_argument(self, tmp_path, split):
+        write_wikitext(tmp_path)
+        os.remove(tmp_path / f"wiki.{split}.tokens")
         with pytest.raises(ptb.PtbDataError) as error:
-            ptb.load_ptb(str(tmp_path))
+            ptb.load_ptb(str(tmp_path), *WIKI_FILES)
         message = str(error.value)
         assert "\n" not in message
-        assert str(tmp_path) in message and "has no ptb.valid.txt" in message
-        assert all(name in message for name in FILES)
+        assert message.startswith(f"{split}_file: no file {tmp_path / f'wiki.{split}.tokens'};")
+        assert all(f"_file='{name}'" in message for name in WIKI_FILES)
 
-    @pytest.mark.parametrize("content", [b"", b" \n\n"])
-    def test_empty_file(self, tmp_path, content):
-        copy_testdata(tmp_path)
-        (tmp_path / "ptb.test.txt").write_bytes(content)
-        with pytest.raises(ptb.PtbDataError, match="holds no words") as error:
+    def test_default_names_are_what_a_missing_ptb_file_reports(self, tmp_path):
+        write_wikitext(tmp_path)
+        with pytest.raises(ptb.PtbDataError, match="train_file: no file .*ptb.train.txt"):
             ptb.load_ptb(str(tmp_path))
-        assert str(tmp_path / "ptb.test.txt") in str(error.value)
+
+    @pytest.mark.parametrize("name", [None, "", 3])
+    def test_rejects_a_name_that_is_no_path(self, tmp_path, name):
+        with pytest.raises(ptb.PtbDataError, match=f"valid_file must be .* got {name!r}"):
+            ptb.load_ptb(str(tmp_path), valid_file=name)
+
+    @pytest.mark.parametrize("split", ptb.SPLITS)
+    @pytest.mark.parametrize("content", [b"", b" \n\n"])
+    def test_empty_file(self, tmp_path, split, content):
+        write_wikitext(tmp_path)
+        path = tmp_path / f"wiki.{split}.tokens"
+        path.write_bytes(content)
+        with pytest.raises(ptb.PtbDataError, match="holds no words") as error:
+            ptb.load_ptb(str(tmp_path), *WIKI_FILES)
+        assert str(error.value).startswith(f"{split}_file {path} ")
+
+    def test_empty_default_file(self, tmp_path):
+        copy_testdata(tmp_path)
+        (tmp_path / "ptb.test.txt").write_bytes(b"")
+        with pytest.raises(ptb.PtbDataError, match="test_file .*ptb.test.txt holds no words"):
+            ptb.load_ptb(str(tmp_path))
 
     def test_invalid_utf8_names_file_and_offset(self, tmp_path):
         copy_testdata(tmp_path)
@@ -120,6 +197,27 @@ class LoadPtbTest:
             ptb.load_ptb(str(tmp_path))
         assert str(tmp_path / "ptb.train.txt") in str(error.value)
         assert "\n" not in str(error.value)
+
+    def test_invalid_utf8_in_a_named_valid_file(self, tmp_path):
+        write_wikitext(tmp_path)
+        (tmp_path / "wiki.valid.tokens").write_bytes(" = Caf\u00e9 = \n".encode("latin-1"))
+        with pytest.raises(ptb.PtbDataError) as error:
+            ptb.load_ptb(str(tmp_path), *WIKI_FILES)
+        assert str(error.value).startswith(
+            f"valid_file {tmp_path / 'wiki.valid.tokens'} is not valid UTF-8 at byte offset 6;")
+
+    @pytest.mark.parametrize("train, found", [
+        (" the the \n the \n", "1 distinct word(s) ['the']"),
+        (" <unk> \n \n", "1 distinct word(s) ['<unk>']"),
+        ("<eos>", "0 distinct word(s) []")])
+    def test_training_file_needs_two_distinct_words(self, tmp_path, train, found):
+        write_wikitext(tmp_path)
+        (tmp_path / "wiki.train.tokens").write_text(train, encoding="utf-8")
+        with pytest.raises(ptb.PtbDataError) as error:
+            ptb.load_ptb(str(tmp_path), *WIKI_FILES)
+        message = str(error.value)
+        assert message.startswith(f"train_file {tmp_path / 'wiki.train.tokens'} has {found};")
+        assert "at least 2" in message and "\n" not in message
 
 
 class LmDatasetTest:

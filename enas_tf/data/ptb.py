@@ -1,8 +1,12 @@
-"""Penn Treebank (Mikolov's language-modelling version) as id streams and windows.
+"""Word-level corpora (Penn Treebank by default) as id streams and windows.
 
-A split is read as one stream of word ids: every line gives ``line.split()``
-followed by ``<eos>``. ``lm_dataset`` cuts a stream into the stateful
-truncated-BPTT windows that a recurrent language model trains and evaluates on.
+A corpus is three UTF-8 text files, train/valid/test: Mikolov's PTB
+(``ptb.train.txt`` ...) by default, or any other with the same layout, such as
+WikiText-2 as distributed (``wiki.train.tokens`` ...). A split is read as one
+stream of word ids: every line, blank or heading lines included, gives
+``line.split()`` followed by ``<eos>`` (the count behind published WikiText-2
+token numbers). ``lm_dataset`` cuts a stream into the stateful truncated-BPTT
+windows that a recurrent language model trains and evaluates on.
 """
 import collections
 import dataclasses
@@ -17,7 +21,7 @@ SPLITS = ("train", "valid", "test")
 
 
 class PtbDataError(ValueError):
-    """A PTB directory or file that cannot be read as PTB text."""
+    """A corpus directory or file that cannot be read as word-level text."""
 
 
 class Vocabulary:
@@ -83,43 +87,65 @@ class PtbData:
     oov_counts: dict  # {"valid": n, "test": n}: tokens outside the vocabulary
 
 
-def _read_tokens(path):
-    """Tokens of one PTB file; a one-line PtbDataError says what is wrong with it."""
+def _read_tokens(path, argument):
+    """Tokens of one corpus file; a one-line PtbDataError names argument and path."""
     with open(path, "rb") as f:
         raw = f.read()
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise PtbDataError(f"{path} is not valid UTF-8 at byte offset {e.start}; "
+        raise PtbDataError(f"{argument} {path} is not valid UTF-8 at byte offset {e.start}; "
                            "expected UTF-8 text, one sentence per line") from None
     if not text.split():
-        raise PtbDataError(f"{path} holds no words; expected one sentence per line")
+        raise PtbDataError(f"{argument} {path} holds no words; expected one sentence per line")
     lines = text.split("\n")
     if lines[-1] == "":  # the newline that ends the last line starts no sentence
         lines.pop()
     return [token for line in lines for token in line.split() + [Vocabulary.EOS]]
 
 
-def load_ptb(data_path):
-    """Reads ptb.{train,valid,test}.txt; the vocabulary comes from train alone."""
-    expected = ", ".join(f"ptb.{split}.txt" for split in SPLITS)
-    if not os.path.isdir(data_path):
-        raise PtbDataError(f"PTB directory {data_path} does not exist or is not a "
-                           f"directory; expected a directory holding {expected}")
-    tokens = {}
-    for split in SPLITS:
-        path = os.path.join(data_path, f"ptb.{split}.txt")
+def _corpus_paths(data_path, files):
+    """{split: path} for {split: name}: a relative name is inside data_path."""
+    for split, name in files.items():
+        if not isinstance(name, (str, os.PathLike)) or not os.fspath(name):
+            raise PtbDataError(f"{split}_file must be a non-empty file name or path, "
+                               f"got {name!r}")
+    names = ", ".join(f"{split}_file={os.fspath(name)!r}" for split, name in files.items())
+    if (not all(os.path.isabs(name) for name in files.values())
+            and not os.path.isdir(data_path)):
+        raise PtbDataError(f"corpus directory {data_path} does not exist or is not a "
+                           f"directory; expected a directory holding {names}")
+    paths = {split: os.path.join(data_path, name) for split, name in files.items()}
+    for split, path in paths.items():
         if not os.path.isfile(path):
-            raise PtbDataError(f"PTB directory {data_path} has no ptb.{split}.txt; "
-                               f"expected it to hold {expected}")
-        tokens[split] = _read_tokens(path)
+            raise PtbDataError(f"{split}_file: no file {path}; pass the names of the "
+                               f"corpus's files inside {data_path} (now {names})")
+    return paths
+
+
+def load_ptb(data_path, train_file="ptb.train.txt", valid_file="ptb.valid.txt",
+             test_file="ptb.test.txt"):
+    """Reads a word-level corpus; the vocabulary (any size) comes from train alone.
+
+    The defaults read Penn Treebank; e.g. WikiText-2 is
+    ``load_ptb(path, "wiki.train.tokens", "wiki.valid.tokens", "wiki.test.tokens")``.
+    A relative file name is read inside data_path, an absolute path as it is.
+    Valid or test words the training file lacks become <unk>: oov_counts counts
+    them and a warning is logged.
+    """
+    paths = _corpus_paths(data_path, dict(zip(SPLITS, (train_file, valid_file, test_file))))
+    tokens = {split: _read_tokens(path, f"{split}_file") for split, path in paths.items()}
+    words = sorted(set(tokens["train"]) - {Vocabulary.EOS})
+    if len(words) < 2:
+        raise PtbDataError(f"train_file {paths['train']} has {len(words)} distinct word(s) "
+                           f"{words}; a language model needs at least 2 to choose between")
     vocab = Vocabulary.from_tokens(tokens["train"])
     train, _ = vocab.encode(tokens["train"])
     valid, valid_oov = vocab.encode(tokens["valid"])
     test, test_oov = vocab.encode(tokens["test"])
     oov_counts = {"valid": valid_oov, "test": test_oov}
     if valid_oov or test_oov:
-        logging.warning("PTB %s: %d valid and %d test tokens are outside the training "
+        logging.warning("Corpus %s: %d valid and %d test tokens are outside the training "
                         "vocabulary and were mapped to %s", data_path, valid_oov,
                         test_oov, Vocabulary.UNK)
     return PtbData(train, valid, test, vocab, oov_counts)
