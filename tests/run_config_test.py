@@ -57,12 +57,30 @@ class RoundTripTest:
         lambda d: cifar_run("micro", d),
         lambda d: dataclasses.replace(ptb_run(d), loop=dataclasses.replace(
             ptb_run(d).loop, search_strategy="random")),
+        lambda d: dataclasses.replace(  # tuples (ops, image_size) come back as tuples
+            cifar_run("macro", d), data=run_config.DataConfig(
+                path="images", dataset="folder", image_size=(20, 12), test_fraction=0.2),
+            task=dataclasses.replace(cifar_run("macro", d).task, num_branches=2,
+                                     ops=("max_pool_3x3", "conv_3x3"))),
+        lambda d: dataclasses.replace(ptb_run(d), task=dataclasses.replace(
+            ptb_run(d).task, activations=("relu", "tanh"))),
     ])
     def test_save_then_load_gives_the_same_config(self, tmp_path, make):
         config = make(str(tmp_path))
         run_config.save(config, str(tmp_path))
         assert run_config.load(str(tmp_path)) == config
-        assert json.loads((tmp_path / "config.json").read_text())["version"] == 1
+        assert json.loads((tmp_path / "config.json").read_text())["version"] == 2
+
+    def test_a_version_1_file_loads_with_the_later_fields_defaults(self, tmp_path):
+        config = cifar_run("micro", str(tmp_path))
+        obj = config.to_json()
+        obj["version"] = 1
+        for name in ("dataset", "test_path", "test_fraction", "image_size", "train_file",
+                     "valid_file", "test_file"):
+            del obj["data"][name]
+        del obj["task"]["ops"]
+        (tmp_path / "config.json").write_text(json.dumps(obj))
+        assert run_config.load(str(tmp_path)) == config
 
     def test_the_reloaded_ptb_config_rebuilds_the_same_task(self, tmp_path):
         config = ptb_run(str(tmp_path), fixed_arc="1 0 0 1 3 0 2")
@@ -102,8 +120,10 @@ class MalformedTest:
         (tmp_path / "config.json").write_text(json.dumps(obj))
 
     @pytest.mark.parametrize("change, message", [
-        (lambda o: o.update(version=2), "version must be 1. Received: 2"),
-        (lambda o: o.pop("version"), "version must be 1. Received: None"),
+        (lambda o: o.update(version=3), "version must be one of 1, 2. Received: 3"),
+        (lambda o: o.pop("version"), "version must be one of 1, 2. Received: None"),
+        (lambda o: o["data"].pop("dataset"), "data.dataset is missing"),
+        (lambda o: o["task"].pop("activations"), "task.activations is missing"),
         (lambda o: o.update(family="rnn"),
          "family must be one of ptb, macro, micro. Received: 'rnn'"),
         (lambda o: o["task"].update(hidden_size="8"),

@@ -40,3 +40,11 @@ class RunDirTest:
         assert log.read() == [{"epoch": 0, "arc": "0"}]
         with open(log.path, encoding="utf-8") as f:
             assert all(json.loads(line) for line in f)
+
+
+def test_a_released_lock_lets_the_next_run_in(tmp_path):
+    lock = run_dir.prepare(str(tmp_path), reset=False)
+    with pytest.raises(run_dir.OutputDirBusyError):
+        run_dir.prepare(str(tmp_path), reset=False)
+    lock.release()
+    run_dir.prepare(str(tmp_path), reset=False).release()

@@ -14,6 +14,7 @@ from absl import flags
 from absl import logging
 
 from enas_tf.search_space import arcs
+from enas_tf.search_space import ops
 from enas_tf.training import distribute
 from enas_tf.training import errors
 from enas_tf.training import precision
@@ -52,6 +53,11 @@ flags.DEFINE_integer("max_consecutive_bad_steps", 10, "After this many non-finit
 flags.DEFINE_float("rollback_lr_factor", 0.5, "Learning-rate factor of each rollback.",
                    lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_boolean("verbose", True, "Show a progress bar for the child phase.")
+
+flags.DEFINE_multi_string("op_module", [], "Python module (dotted name, importable from "
+                          "the working directory or PYTHONPATH) that registers candidate "
+                          "ops with enas_tf.search_space.ops.register_op; repeatable. "
+                          "Recorded in config.json, so resumes and exports import it too.")
 
 # The child (shared by all spaces) ------------------------------------------
 flags.DEFINE_string("child_fixed_arc", None, "Train this architecture from scratch "
@@ -232,12 +238,21 @@ def effective_flags(modules):
             for flag in by_module.get(module.__name__, [])}
 
 
+def op_names(flag_name):
+    """The op names of a comma-separated op flag, or None (the official ops)."""
+    value = FLAGS[flag_name].value
+    if not value:
+        return None
+    return tuple(name.strip() for name in value.split(","))
+
+
 def run_config(family, task_config, arc_text, data, modules, output_dir, chief=True,
                **controller_settings):
     """The flags' run as a RunConfig; ``controller_settings`` are the family's own
     controller flags. A worker other than the ``chief`` exports below its own
     ``output_dir`` (a temporary one), never to --export_dir.
     """
+    run_config_lib.import_op_modules(FLAGS.op_module)
     space = run_config_lib.build_space(family, task_config)
     fixed_arc = None if arc_text is None else space.to_string(space.from_string(arc_text))
     try:
@@ -270,7 +285,7 @@ def run_config(family, task_config, arc_text, data, modules, output_dir, chief=T
         family=family, task=task_config, loop=loop, controller=controller, data=data,
         seed=FLAGS.seed, strategy=FLAGS.distribution_strategy,
         num_cpu_devices=FLAGS.num_cpu_devices, fixed_arc=fixed_arc, output_dir=output_dir,
-        flags=effective_flags(modules))
+        flags=effective_flags(modules), op_modules=tuple(FLAGS.op_module))
 
 
 def run_search(run, data, strategy, output_dir, modules):
@@ -307,8 +322,8 @@ def exit_on_user_error(fn, user_errors=()):
     try:
         return fn()
     except (UsageError, arcs.ArcError, run_dir.OutputDirBusyError,
-            search.CheckpointMismatchError,
-            distribute.DistributionError) + tuple(user_errors) as e:
+            search.CheckpointMismatchError, distribute.DistributionError,
+            run_config_lib.RunConfigError, ops.OpError) + tuple(user_errors) as e:
         # Teardown warnings (e.g. of a refused checkpoint) must not follow the error.
         tf.get_logger().setLevel("ERROR")
         print(f"error: {_worded(e)}", file=sys.stderr)

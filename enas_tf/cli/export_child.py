@@ -22,7 +22,7 @@ from absl import flags
 from enas_tf.cli import common
 from enas_tf.cli import search_cifar
 from enas_tf.cli import search_ptb
-from enas_tf.data import cifar10
+from enas_tf.data import images as image_data
 from enas_tf.data import ptb
 from enas_tf.export import run_export
 from enas_tf.export import saved_model
@@ -123,7 +123,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     common.exit_on_user_error(export_child, user_errors=(
-        ptb.PtbDataError, cifar10.CifarDataError, run_config.RunConfigError,
+        ptb.PtbDataError, image_data.ImageDataError, run_config.RunConfigError,
         run_export.RunExportError))
 
 

@@ -1,4 +1,7 @@
-"""bin/search_cifar: search a CIFAR-10 network (macro) or cell pair (micro), or train one.
+"""bin/search_cifar: search an image classifier (macro) or cell pair (micro), or train one.
+
+CIFAR-10 by default; --dataset picks CIFAR-100, a folder of class folders or a
+prepared tensorflow-datasets image set, of any image size and class count.
 
 Search:  bin/search_cifar --flagfile=flags/cifar10_macro_search.cfg --data_path=DIR
 Final:   bin/search_cifar --flagfile=flags/cifar10_macro_final.cfg --data_path=DIR \\
@@ -14,6 +17,7 @@ from absl import logging
 
 from enas_tf.cli import common
 from enas_tf.data import cifar10
+from enas_tf.data import images as image_data
 from enas_tf.search_space import macro
 from enas_tf.search_space import micro
 from enas_tf.training import cifar_task
@@ -23,12 +27,28 @@ from enas_tf.training import run_config
 FLAGS = flags.FLAGS
 
 # Data ---------------------------------------------------------------------
+flags.DEFINE_string("dataset", "cifar10", "Image data set: 'cifar10' or 'cifar100' (the "
+                    "official files in --data_path), 'folder' (--data_path holds one "
+                    "sub-folder of images per class; see --test_data_path), or "
+                    "'tfds:<name>' (a prepared tensorflow-datasets image-classification "
+                    "set in --tfds_data_dir, never downloaded).")
 flags.DEFINE_enum("data_source", "auto", cifar10.DATA_SOURCES, "How --data_path holds "
-                  "CIFAR-10: the official binary or python-pickle batches ('auto' finds "
-                  "either), or 'tfds': a prepared tensorflow-datasets copy in "
-                  "--tfds_data_dir (never downloaded).")
+                  "CIFAR-10 or CIFAR-100: the official binary or python-pickle batches "
+                  "('auto' finds either), or for CIFAR-10 'tfds': a prepared "
+                  "tensorflow-datasets copy in --tfds_data_dir (never downloaded).")
 flags.DEFINE_string("tfds_data_dir", None, "tensorflow-datasets directory for "
-                    "--data_source=tfds (default: tfds' own).")
+                    "--data_source=tfds and --dataset=tfds:<name> (default: tfds' own).")
+flags.DEFINE_string("test_data_path", None, "--dataset=folder: the test split's class "
+                    "folders (default: hold out --test_fraction of each class).")
+flags.DEFINE_float("test_fraction", 0.1, "--dataset=folder without --test_data_path: "
+                   "the share of each class held out as the test split.",
+                   lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_string("image_size", None, "--dataset=folder: resize every image to "
+                    "HEIGHTxWIDTH (e.g. 64x48); without it all images must share one size.")
+flags.DEFINE_string("child_ops", None, "Candidate ops of the space, comma-separated, in "
+                    "order (an arc's op codes index this list); registered names: the "
+                    "official ones and those of --op_module. Default: the official ops "
+                    "(macro: the first --child_num_branches).")
 flags.DEFINE_integer("num_valid_images", None, "Last training images held out for the "
                      "controller's reward and the validation accuracy. Default: 5000 "
                      "when searching (45,000 train the shared weights), 0 with a fixed "
@@ -55,8 +75,8 @@ flags.DEFINE_float("child_drop_path_keep_prob", 1.0, "Micro, fixed arc: final ke
 flags.DEFINE_boolean("child_use_aux_heads", False, "Micro: train an auxiliary "
                      "classifier after the second reduction cell (loss weight 0.4); "
                      "ignored by macro, as in the official code.")
-flags.DEFINE_integer("child_cutout_size", 0, "Cutout square side in pixels (0: none).",
-                     lower_bound=0, upper_bound=32)
+flags.DEFINE_integer("child_cutout_size", 0, "Cutout square side in pixels (0: none; "
+                     "at most the image's smaller side).", lower_bound=0)
 flags.DEFINE_boolean("child_lr_cosine", True, "Cosine learning rate with warm restarts "
                      "per epoch (the only schedule here; every official CIFAR script "
                      "uses it).")
@@ -94,6 +114,10 @@ _CIFAR_DEFAULTS = {"child_optim_algo": "momentum", "child_grad_bound": 5.0,
                    "controller_lstm_size": 64, "controller_temperature": 0.0,
                    "eval_batch_size": 100}
 _SEARCH_VALID_IMAGES = 5000
+_DATA_PATHS = {"cifar10": "a directory holding cifar-10-batches-bin or cifar-10-batches-py, "
+                          "or use --data_source=tfds",
+               "cifar100": "a directory holding cifar-100-binary or cifar-100-python",
+               "folder": "a directory with one sub-folder of images per class"}
 
 
 def _check_flags(fixed):
@@ -112,17 +136,26 @@ def _check_flags(fixed):
     if FLAGS.child_lr_min > FLAGS.child_lr_max:
         raise common.UsageError(f"--child_lr_min={FLAGS.child_lr_min} must not exceed "
                                 f"--child_lr_max={FLAGS.child_lr_max}")
-    if space == "micro" and FLAGS.child_num_branches not in (None, len(micro.OPS)):
+    ops = common.op_names("child_ops")
+    if ops and FLAGS.child_num_branches not in (None, len(ops)):
+        raise common.UsageError(f"--child_num_branches={FLAGS.child_num_branches} must equal "
+                                f"the number of --child_ops ({len(ops)}), or be left out")
+    if space == "micro" and not ops and FLAGS.child_num_branches not in (None, len(micro.OPS)):
         raise common.UsageError(f"the micro child has all {len(micro.OPS)} ops: "
                                 f"--child_num_branches must be {len(micro.OPS)}. "
                                 f"Received: {FLAGS.child_num_branches}")
     if space == "macro" and not fixed and not FLAGS.controller_search_whole_channels:
         raise common.UsageError("only whole-channel macro search is implemented: drop "
                                 "--nocontroller_search_whole_channels")
-    if FLAGS.data_source != "tfds" and not FLAGS.data_path:
-        raise common.UsageError("--data_path must name a directory holding CIFAR-10 "
-                                "(cifar-10-batches-bin or cifar-10-batches-py), or use "
-                                "--data_source=tfds")
+    needs_path = FLAGS.data_source != "tfds" and not FLAGS.dataset.startswith("tfds:")
+    if needs_path and not FLAGS.data_path:
+        raise common.UsageError(f"--dataset={FLAGS.dataset} needs --data_path: "
+                                + _DATA_PATHS.get(FLAGS.dataset, "the data set's directory"))
+    if FLAGS.dataset != "folder":
+        for name in ("test_data_path", "image_size"):
+            if FLAGS[name].value is not None:
+                raise common.UsageError(f"--{name} is for --dataset=folder. "
+                                        f"Received: --dataset={FLAGS.dataset}")
     if FLAGS.data_format == "NCHW":
         logging.warning("--data_format=NCHW: this CPU build runs NHWC (same results).")
     if space == "macro":
@@ -143,15 +176,38 @@ def _num_valid(fixed):
     return num_valid
 
 
+def _image_size():
+    """--image_size as (height, width), or None."""
+    if FLAGS.image_size is None:
+        return None
+    parts = FLAGS.image_size.lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise common.UsageError("--image_size must be HEIGHTxWIDTH in pixels, e.g. 64x48. "
+                                f"Received: {FLAGS.image_size!r}")
+    return tuple(int(p) for p in parts)
+
+
+def data_config():
+    """The flags' data set as a DataConfig."""
+    tfds_dir = FLAGS.tfds_data_dir
+    return run_config.DataConfig(
+        path=tfds_dir if FLAGS.dataset.startswith("tfds:") else FLAGS.data_path,
+        source=FLAGS.data_source, tfds_data_dir=tfds_dir, dataset=FLAGS.dataset,
+        test_path=FLAGS.test_data_path, test_fraction=FLAGS.test_fraction,
+        image_size=_image_size())
+
+
 def config_from_flags(fixed):
     _check_flags(fixed)
     space = FLAGS.search_for
+    ops = common.op_names("child_ops")
     return cifar_task.CifarConfig(
         space=space,
         num_layers=FLAGS.child_num_layers,
         out_filters=FLAGS.child_out_filters,
-        num_branches=FLAGS.child_num_branches or (
+        num_branches=len(ops) if ops else FLAGS.child_num_branches or (
             len(macro.OPS) if space == "macro" else len(micro.OPS)),
+        ops=ops,
         num_cells=FLAGS.child_num_cells,
         keep_prob=FLAGS.child_keep_prob,
         drop_path_keep_prob=FLAGS.child_drop_path_keep_prob,
@@ -175,6 +231,9 @@ def config_from_flags(fixed):
 def load_data(run):
     data = run_config.load_data(run)
     count = len(data.train_labels)
+    if run.task.cutout_size > min(data.image_shape[:2]):
+        raise common.UsageError(f"--child_cutout_size={run.task.cutout_size} exceeds the "
+                                f"{data.image_shape[0]}x{data.image_shape[1]} images")
     if run.task.num_valid >= count:
         raise common.UsageError(f"--num_valid_images={run.task.num_valid} leaves no training "
                                 f"images of the {count} in the data")
@@ -186,8 +245,7 @@ def run_config_from_flags(arc_text, output_dir, chief=True):
     config = config_from_flags(fixed=arc_text is not None)
     return common.run_config(
         config.space, config, arc_text,
-        run_config.DataConfig(path=FLAGS.data_path, source=FLAGS.data_source,
-                              tfds_data_dir=FLAGS.tfds_data_dir),
+        data_config(),
         [common, sys.modules[__name__]], output_dir, chief,
         op_tanh_reduce=FLAGS.controller_op_tanh_reduce,
         skip_target=FLAGS.controller_skip_target, skip_weight=FLAGS.controller_skip_weight)
@@ -215,7 +273,7 @@ def search_cifar():
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    common.exit_on_user_error(search_cifar, user_errors=(cifar10.CifarDataError,))
+    common.exit_on_user_error(search_cifar, user_errors=(image_data.ImageDataError,))
 
 
 def run():

@@ -22,6 +22,15 @@ FLAGS = flags.FLAGS
 QUICK_SEARCH = ("bin/search_ptb --flagfile=flags/ptb_search_quick.cfg",
                 "runs/ptb_search_quick/best_arc.txt")
 
+flags.DEFINE_string("train_file", "ptb.train.txt", "Training text in --data_path: one "
+                    "sentence per line, words separated by spaces (any word-level corpus, "
+                    "e.g. WikiText-2's wiki.train.tokens). The vocabulary comes from it.")
+flags.DEFINE_string("valid_file", "ptb.valid.txt", "Validation text in --data_path.")
+flags.DEFINE_string("test_file", "ptb.test.txt", "Test text in --data_path.")
+flags.DEFINE_string("child_activations", None, "Activations of the cell's nodes, "
+                    "comma-separated, in order (an arc's activation codes index this "
+                    "list): the official tanh, ReLU, identity, sigmoid and those registered "
+                    "by --op_module. Default: the official four.")
 flags.DEFINE_integer("child_rhn_depth", 12, "Nodes of the recurrent cell (N).",
                      lower_bound=2)
 flags.DEFINE_integer("child_lstm_hidden_size", 1000, "Hidden (and embedding) size.",
@@ -61,8 +70,8 @@ def config_from_flags():
         raise common.UsageError("the PTB child trains with plain SGD: --child_optim_algo "
                                 f"must be 'sgd'. Received: {FLAGS.child_optim_algo}")
     if not FLAGS.data_path:
-        raise common.UsageError("--data_path must name a directory holding "
-                                "ptb.train.txt, ptb.valid.txt and ptb.test.txt")
+        raise common.UsageError(f"--data_path must name a directory holding {FLAGS.train_file}, "
+                                f"{FLAGS.valid_file} and {FLAGS.test_file}")
     return ptb_task.PtbConfig(
         num_nodes=FLAGS.child_rhn_depth,
         hidden_size=FLAGS.child_lstm_hidden_size,
@@ -83,7 +92,8 @@ def config_from_flags():
         slowness_reg=FLAGS.child_rnn_slowness_reg,
         reward_constant=FLAGS.controller_reward_constant,
         steps_per_epoch=FLAGS.child_steps_per_epoch,
-        precision=FLAGS.child_precision)
+        precision=FLAGS.child_precision,
+        activations=common.op_names("child_activations"))
 
 
 def run_config_from_flags(arc_text, output_dir, chief=True):
@@ -91,7 +101,9 @@ def run_config_from_flags(arc_text, output_dir, chief=True):
     config = config_from_flags()
     return common.run_config(
         "ptb", config, arc_text,
-        run_config.DataConfig(path=FLAGS.data_path), [common, sys.modules[__name__]],
+        run_config.DataConfig(path=FLAGS.data_path, train_file=FLAGS.train_file,
+                              valid_file=FLAGS.valid_file, test_file=FLAGS.test_file),
+        [common, sys.modules[__name__]],
         output_dir, chief)
 
 

@@ -1,4 +1,4 @@
-"""CIFAR-10 classifier exports: uint8 images in, class probabilities out.
+"""Image classifier exports: uint8 images of the run's shape in, class probabilities out.
 
 The images are normalised inside the graph with the training split's
 channel statistics, so a client sends raw pixels. A search model exports
@@ -9,18 +9,18 @@ officially), so it cannot take the shared weights.
 
 import tensorflow as tf
 
-from enas_tf.data import cifar10
 from enas_tf.data import images as image_data
-from enas_tf.export import arc_input
 from enas_tf.export import saved_model
 
 
-def export(model, mean, std, arcs, export_base, model_name, metadata):
+def export(model, mean, std, arcs, export_base, model_name, metadata, image_shape,
+           class_names):
     """Writes ``model`` (with the arc input ``arcs``) as the next version of
-    ``<export_base>/<model_name>``; returns its directory."""
-    module = CifarServingModule(model, mean, std, arcs)
+    ``<export_base>/<model_name>``; returns its directory. The signature takes
+    uint8 images [N, *image_shape]; the metadata names the classes."""
+    module = CifarServingModule(model, mean, std, arcs, image_shape)
     metadata = dict(metadata, mean=mean.tolist(), std=std.tolist(),
-                    class_names=list(cifar10.CLASS_NAMES),
+                    class_names=list(class_names), image_shape=list(image_shape),
                     normalization="(images / 255 - mean) / std, inside the model",
                     **arcs.metadata())
     return saved_model.export(module, export_base, model_name,
@@ -31,15 +31,15 @@ def export(model, mean, std, arcs, export_base, model_name, metadata):
 class CifarServingModule(tf.Module):
     """Serving signature: uint8 images [+ arc] -> class probabilities and top class."""
 
-    def __init__(self, model, mean, std, arcs=None):
+    def __init__(self, model, mean, std, arcs, image_shape):
         super().__init__()
         # Track the variables, not the Keras model: saving would otherwise
         # try to trace the model's own call signature.
         self.model_variables = saved_model.tf_variables(model)
         self._model = lambda images, arc: model(images, arc, training=False)
         self._mean, self._std = mean, std
-        self._arcs = arcs or arc_input.ArcInput()
-        images = tf.TensorSpec((None,) + cifar10.IMAGE_SHAPE, tf.uint8, name="images")
+        self._arcs = arcs
+        images = tf.TensorSpec((None,) + tuple(image_shape), tf.uint8, name="images")
         self.serve = tf.function(self._serve, input_signature=[images] + self._arcs.specs)
 
     def _serve(self, images, arc=None):

@@ -39,7 +39,8 @@ def fixed_child(search_model, arc):
     child = ptb_child.PtbChild(
         search_model.vocab_size, search_model.hidden_size, search_model.num_nodes,
         fixed_arc=arc, keep_probs=search_model.keep_probs,
-        init_range=search_model.init_range, dtype=search_model.dtype_policy)
+        init_range=search_model.init_range, activations=search_model.activations,
+        dtype=search_model.dtype_policy)
     child(tf.zeros([1, 1], tf.int32), child.initial_state(1))
     source, cell = search_model, search_model.cell
     pairs = [(child.embedding.embeddings, source.embedding.embeddings),

@@ -161,7 +161,8 @@ class AuxHead(keras.layers.Layer):
 
     ReLU, 5x5 average pooling with stride 3 (VALID), 1x1 conv 128-BN-ReLU,
     a conv covering the pooled map (SAME) 768-BN-ReLU, global average
-    pooling, dense without bias. Needs an input of at least 5x5.
+    pooling, dense without bias. On maps smaller than 5x5 (images below
+    20x20) the pooling window shrinks to the map, so any image size works.
     """
 
     def __init__(self, num_classes=10, batch_stats_only=False, **kwargs):
@@ -170,11 +171,9 @@ class AuxHead(keras.layers.Layer):
         self.batch_stats_only = batch_stats_only
 
     def build(self, input_shape):
-        if input_shape[1] < 5:
-            raise ValueError(f"The aux head needs inputs of at least 5x5. "
-                             f"Received: input_shape={input_shape}")
-        pooled = (input_shape[0], (input_shape[1] - 5) // 3 + 1,
-                  (input_shape[2] - 5) // 3 + 1, input_shape[3])
+        self.pool_size = (min(5, input_shape[1]), min(5, input_shape[2]))
+        pooled = (input_shape[0], (input_shape[1] - self.pool_size[0]) // 3 + 1,
+                  (input_shape[2] - self.pool_size[1]) // 3 + 1, input_shape[3])
         self.project = candidate_ops.ConvBn(
             128, post_relu=True, batch_stats_only=self.batch_stats_only, name="proj",
             dtype=self.dtype_policy)
@@ -189,7 +188,7 @@ class AuxHead(keras.layers.Layer):
         self.classifier.build((input_shape[0], 768))
 
     def call(self, x, training=False):
-        x = tf.nn.avg_pool2d(tf.nn.relu(x), 5, 3, "VALID")
+        x = tf.nn.avg_pool2d(tf.nn.relu(x), self.pool_size, 3, "VALID")
         x = self.conv(self.project(x, training=training), training=training)
         return self.classifier(tf.reduce_mean(x, axis=[1, 2]))
 

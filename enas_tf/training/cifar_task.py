@@ -1,4 +1,4 @@
-"""The CIFAR-10 child task, for both the macro and the micro search space.
+"""The image classification child task (CIFAR-10 and any ImageData), macro or micro.
 
 Search: the shared weights train on the first 45,000 training images, and an
 arc's reward is its accuracy on one minibatch of the 5,000 held out (no
@@ -24,7 +24,6 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from enas_tf.data import cifar10
 from enas_tf.data import images as image_data
 from enas_tf.export import arc_input
 from enas_tf.export import cifar_serving
@@ -46,7 +45,7 @@ class CifarConfig:
     space: str = "macro"  # search_for: "macro" or "micro"
     num_layers: int = 12  # child_num_layers
     out_filters: int = 36  # child_out_filters
-    num_branches: int = len(macro.OPS)  # child_num_branches (macro ops)
+    num_branches: int = len(macro.OPS)  # child_num_branches (ops of the space)
     num_cells: int = 5  # child_num_cells (micro nodes per cell)
     keep_prob: float = 0.9  # child_keep_prob
     drop_path_keep_prob: float = 1.0  # child_drop_path_keep_prob (fixed micro)
@@ -67,28 +66,32 @@ class CifarConfig:
     steps_per_epoch: int = 0  # child_steps_per_epoch (0: one pass)
     data_seed: int = 0  # seed
     precision: str = "float32"  # child_precision: float32 or mixed_bfloat16
+    ops: tuple | None = None  # child_ops: the space's ops; None: the first num_branches official
 
 
 def build_space(config):
     if config.space == "macro":
-        return macro.MacroSpace(config.num_layers, config.num_branches)
-    return micro.MicroSpace(config.num_cells)
+        return macro.MacroSpace(config.num_layers, config.num_branches, ops=config.ops)
+    return micro.MicroSpace(config.num_cells, ops=config.ops)
 
 
-def build_child(config, fixed_arc=None):
+def build_child(config, fixed_arc=None, num_classes=10):
     dtype = precision.policy(config.precision)
     if config.space == "macro":
         return cifar_child.MacroChild(
             config.num_layers, config.out_filters, config.num_branches,
-            keep_prob=config.keep_prob, fixed_arc=fixed_arc, dtype=dtype)
+            keep_prob=config.keep_prob, fixed_arc=fixed_arc, num_classes=num_classes,
+            ops=config.ops, dtype=dtype)
     return cifar_child.MicroChild(
         config.num_layers, config.out_filters, config.num_cells,
         keep_prob=config.keep_prob, drop_path_keep_prob=config.drop_path_keep_prob,
-        use_aux_heads=config.use_aux_heads, fixed_arc=fixed_arc, dtype=dtype)
+        use_aux_heads=config.use_aux_heads, fixed_arc=fixed_arc, num_classes=num_classes,
+        ops=config.ops, dtype=dtype)
 
 
 class CifarTask(task.ChildTask):
-    """CIFAR-10 classification with a searched (or fixed) macro or micro child."""
+    """Image classification (an ``ImageData``: CIFAR-10 or any other shape and
+    class count) with a searched (or fixed) macro or micro child."""
 
     metric_name = "acc"
 
@@ -96,6 +99,7 @@ class CifarTask(task.ChildTask):
         super().__init__(build_space(config), fixed_arc, strategy, config.batch_size,
                          config.grad_bound)
         self.config, self.rng = config, rng
+        self.image_shape, self.class_names = data.image_shape, data.class_names
         if config.num_valid:
             (train_x, train_y), valid = image_data.search_split(data, config.num_valid)
         else:
@@ -105,20 +109,20 @@ class CifarTask(task.ChildTask):
         self._train_images, self._train_labels = tf.constant(train_x), train_y
         self.splits = {"valid": valid, "test": (data.test_images, data.test_labels)}
         with self.strategy.scope():
-            self.model = build_child(config, self.fixed_arc)
+            self.model = build_child(config, self.fixed_arc, data.num_classes)
             self.optimizer = masked_sgd.MaskedSGD(config.lr_max, momentum=config.momentum,
                                                    l2_reg=config.l2_reg)
-            self.model.build((None,) + cifar10.IMAGE_SHAPE)
+            self.model.build((None,) + self.image_shape)
             self.optimizer.build(self.model.trainable_variables)
         self.reward_batches = [] if valid is None else list(image_data.eval_dataset(
             *valid, config.batch_size, self.mean, self.std, drop_remainder=True))
         arc_spec = tf.TensorSpec([self.space.arc_length], tf.int32)
-        batch_spec = (tf.TensorSpec((config.batch_size,) + cifar10.IMAGE_SHAPE, tf.float32),
+        batch_spec = (tf.TensorSpec((config.batch_size,) + self.image_shape, tf.float32),
                       tf.TensorSpec([config.batch_size], tf.int32))
         self._train_step = tf.function(self._train_step_fn,
                                        input_signature=[batch_spec, (), arc_spec])
         self._eval_step = tf.function(self._num_correct, input_signature=[
-            tf.TensorSpec((None,) + cifar10.IMAGE_SHAPE, tf.float32),
+            tf.TensorSpec((None,) + self.image_shape, tf.float32),
             tf.TensorSpec([None], tf.int32), arc_spec])
 
     # Compiled steps --------------------------------------------------------
@@ -205,7 +209,7 @@ class CifarTask(task.ChildTask):
     def export(self, export_base, model_name, metadata, arc=None, supernet=False):
         arcs = arc_input.for_export(self.space, self.fixed_arc, arc, supernet)
         return cifar_serving.export(self.model, self.mean, self.std, arcs, export_base,
-                                    model_name, metadata)
+                                    model_name, metadata, self.image_shape, self.class_names)
 
 
 def _cross_entropy(labels, logits):

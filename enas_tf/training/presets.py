@@ -63,7 +63,8 @@ NAMES = tuple(_PRESETS)
 # The official programs' loop defaults, under every preset (a final run records them unused).
 _OFFICIAL_LOOP = dict(controller_train_steps=100, controller_num_aggregate=10,
                       derive_num_samples=100)
-_RUN_FIELDS = ("seed", "strategy", "num_cpu_devices", "fixed_arc", "output_dir", "data")
+_RUN_FIELDS = ("seed", "strategy", "num_cpu_devices", "fixed_arc", "output_dir", "data",
+               "op_modules")
 _CONTROLLER_PREFIX = "controller_"
 
 
@@ -85,6 +86,11 @@ def preset(name, **overrides):
         raise PresetError(f"preset {name!r} searches: drop {{fixed_arc}}, or use "
                           f"{family}_final to train one architecture")
     values = {**_OFFICIAL_LOOP, **settings, **overrides}
+    if overrides.get("ops") is not None and "num_branches" not in overrides:
+        values["num_branches"] = len(overrides["ops"])  # the preset's count is the official ops'
+    for key in ("ops", "activations", "op_modules"):  # tuples, as config.json reads them
+        if values.get(key) is not None:
+            values[key] = tuple(values[key])
     task_class = ptb_task.PtbConfig if family == "ptb" else cifar_task.CifarConfig
     task_fields = _field_names(task_class)
     loop_fields = _field_names(search.LoopConfig)

@@ -51,6 +51,7 @@ class PtbConfig:
     reward_constant: float = 80.0  # controller_reward_constant
     steps_per_epoch: int = 0  # child_steps_per_epoch (0: a full pass)
     precision: str = "float32"  # child_precision: float32 or mixed_bfloat16
+    activations: tuple | None = None  # child_activations; None: the official four
 
 
 class PtbTask(task.ChildTask):
@@ -59,14 +60,15 @@ class PtbTask(task.ChildTask):
     metric_name = "ppl"
 
     def __init__(self, config, data, rng, fixed_arc=None, strategy=None):
-        super().__init__(rnn.RnnSpace(config.num_nodes), fixed_arc, strategy,
+        super().__init__(rnn.RnnSpace(config.num_nodes, config.activations), fixed_arc, strategy,
                          config.batch_size, config.grad_bound)
         self.config, self.data, self.rng = config, data, rng
         with self.strategy.scope():
             self.model = ptb_child.PtbChild(
                 data.vocab.size, config.hidden_size, config.num_nodes,
                 fixed_arc=self.fixed_arc, keep_probs=config.keep_probs,
-                init_range=config.init_range, dtype=precision.policy(config.precision))
+                init_range=config.init_range, activations=config.activations,
+                dtype=precision.policy(config.precision))
             self.optimizer = distribute.SummedGradientsSGD(config.lr)
             self._build()
         self.train_windows = ptb.lm_dataset(data.train, config.batch_size, config.bptt)

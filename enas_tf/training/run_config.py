@@ -10,6 +10,7 @@ library user (e.g. the benchmarks) gets the official settings without flags.
 """
 
 import dataclasses
+import importlib
 import json
 import os
 import typing
@@ -21,6 +22,7 @@ from enas_tf.controller import micro_controller
 from enas_tf.controller import reinforce
 from enas_tf.controller import rnn_controller
 from enas_tf.data import cifar10
+from enas_tf.data import image_sources
 from enas_tf.data import ptb
 from enas_tf.search_space import rnn
 from enas_tf.training import cifar_task
@@ -29,8 +31,16 @@ from enas_tf.training import ptb_task
 from enas_tf.training import run_dir
 from enas_tf.training import search
 
-VERSION = 1
+VERSION = 2
+# Fields each version added (all with defaults): a file of an earlier version
+# lacks them and takes the defaults; any other missing field is an error.
+_ADDED = {2: {"DataConfig": {"dataset", "test_path", "test_fraction", "image_size",
+                             "train_file", "valid_file", "test_file"},
+              "CifarConfig": {"ops"}, "PtbConfig": {"activations"},
+              "RunConfig": {"op_modules"}}}
+_READABLE_VERSIONS = (1, 2)
 FAMILIES = ("ptb", "macro", "micro")
+PYTHON_DATA = "python"  # DataConfig.dataset of data given to the Python API
 
 
 class RunConfigError(ValueError):
@@ -74,11 +84,25 @@ def controller_defaults(family):
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    """Where the run's data set is (paths as given to the binary)."""
+    """Where the run's data set is (paths as given to the binary), so a resumed
+    run or an export reads it again.
 
-    path: str | None = None  # PTB text or CIFAR-10 batches directory
-    source: str = "auto"  # CIFAR-10: one of cifar10.DATA_SOURCES
+    Images: ``dataset`` is one of ``image_sources.DATASETS`` ("cifar10",
+    "cifar100", "folder", "tfds:<name>"), or ``PYTHON_DATA``: data handed to
+    the Python API as arrays or a tf.data.Dataset, which only the caller can
+    hand over again. Text: ``path`` holds the three files named here.
+    """
+
+    path: str | None = None  # text directory, CIFAR batches, class folders, or tfds data dir
+    source: str = "auto"  # CIFAR-10/100: one of cifar10.DATA_SOURCES
     tfds_data_dir: str | None = None  # CIFAR-10 with source "tfds"
+    dataset: str = "cifar10"  # images: see above; ignored by text runs
+    test_path: str | None = None  # folder: the test split's class folders (None: split)
+    test_fraction: float = 0.1  # folder without test_path: the share held out per class
+    image_size: tuple | None = None  # folder: resize every image to (height, width)
+    train_file: str = "ptb.train.txt"  # text: the files' names inside path
+    valid_file: str = "ptb.valid.txt"
+    test_file: str = "ptb.test.txt"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,9 +120,13 @@ class RunConfig:
     fixed_arc: str | None = None  # official arc format; None: a search
     output_dir: str = ""  # where the run wrote (exports below it move with it)
     flags: dict | None = None  # the binary's effective flags, kept for export metadata only
+    # Modules that register the run's own ops (search_space.ops.register_op),
+    # imported before the space is built, so a resume or an export finds them.
+    op_modules: tuple = ()
 
     def __post_init__(self):
         _check_family(self.family)
+        import_op_modules(self.op_modules)
         want = ptb_task.PtbConfig if self.family == "ptb" else cifar_task.CifarConfig
         if not isinstance(self.task, want):
             raise RunConfigError(f"a {self.family} run needs a {want.__name__} task. "
@@ -123,6 +151,17 @@ class RunConfig:
         return dict(dataclasses.asdict(self), version=VERSION)
 
 
+def import_op_modules(names):
+    """Imports each module (by dotted name) that registers ops; a failure is one line."""
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception as e:  # the user's module: any error it raises is theirs
+            raise RunConfigError(f"op module {name!r} could not be imported: "
+                                 f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                                 ) from None
+
+
 def _check_family(family):
     if family not in FAMILIES:
         raise RunConfigError(f"family must be one of {', '.join(FAMILIES)}. "
@@ -132,7 +171,7 @@ def _check_family(family):
 def build_space(family, task_config):
     """The search space of ``family``'s arcs under ``task_config``."""
     if family == "ptb":
-        return rnn.RnnSpace(task_config.num_nodes)
+        return rnn.RnnSpace(task_config.num_nodes, task_config.activations)
     return cifar_task.build_space(task_config)
 
 
@@ -153,15 +192,17 @@ def build_controller(family, task_config, settings=None):
                    temperature=settings.temperature)
     penalty_weight = 0.0
     if family == "ptb":
-        controller = rnn_controller.RnnController(task_config.num_nodes, **shaping)
+        controller = rnn_controller.RnnController(
+            task_config.num_nodes, activations=task_config.activations, **shaping)
     elif family == "macro":
         controller = macro_controller.MacroController(
             task_config.num_layers, task_config.num_branches,
-            skip_target=settings.skip_target, **shaping)
+            skip_target=settings.skip_target, ops=task_config.ops, **shaping)
         penalty_weight = settings.skip_weight
     else:
         controller = micro_controller.MicroController(
-            task_config.num_cells, op_tanh_reduce=settings.op_tanh_reduce, **shaping)
+            task_config.num_cells, op_tanh_reduce=settings.op_tanh_reduce,
+            ops=task_config.ops, **shaping)
     optimizer = keras.optimizers.Adam(settings.lr, beta_1=0.0, epsilon=1e-3)
     return controller, reinforce.Reinforce(
         controller, optimizer, baseline_decay=settings.baseline_decay,
@@ -170,10 +211,20 @@ def build_controller(family, task_config, settings=None):
 
 def load_data(config):
     """The run's data set, from ``config.data``."""
+    data = config.data
+    if data.dataset == PYTHON_DATA:
+        raise RunConfigError("this run's data was given from Python: pass the same data "
+                             "again (enas_tf.Search(..., data=...) or "
+                             "enas_tf.Results(output_dir, data=...))")
     if config.family == "ptb":
-        return ptb.load_ptb(config.data.path)
-    return cifar10.load_cifar10(config.data.path, config.data.source,
-                                tfds_data_dir=config.data.tfds_data_dir)
+        return ptb.load_ptb(data.path, train_file=data.train_file, valid_file=data.valid_file,
+                            test_file=data.test_file)
+    if data.dataset == "cifar10":
+        return cifar10.load_cifar10(data.path, data.source, tfds_data_dir=data.tfds_data_dir)
+    options = {"cifar100": dict(source=data.source),
+               "folder": dict(test_dir=data.test_path, test_fraction=data.test_fraction,
+                              image_size=data.image_size, seed=config.seed)}
+    return image_sources.load(data.dataset, data.path, **options.get(data.dataset, {}))
 
 
 def build_task(config, data, rng, strategy=None):
@@ -215,16 +266,24 @@ def from_json(obj):
         raise RunConfigError(f"must be a JSON object. Received: {type(obj).__name__}")
     obj = dict(obj)
     version = obj.pop("version", None)
-    if version != VERSION:
-        raise RunConfigError(f"version must be {VERSION}. Received: {version!r}")
+    if version not in _READABLE_VERSIONS:
+        raise RunConfigError(f"version must be one of {', '.join(map(str, _READABLE_VERSIONS))}. "
+                             f"Received: {version!r}")
     family = obj.get("family")
     _check_family(family)
     task_class = ptb_task.PtbConfig if family == "ptb" else cifar_task.CifarConfig
-    return _from_dict(RunConfig, obj, "", {"task": task_class})
+    optional = {}
+    for added_in, fields in _ADDED.items():
+        if version < added_in:
+            for cls_name, names in fields.items():
+                optional.setdefault(cls_name, set()).update(names)
+    return _from_dict(RunConfig, obj, "", {"task": task_class}, optional)
 
 
-def _from_dict(cls, obj, where, classes=None):
-    """Builds dataclass ``cls`` from ``obj``: every field present, of its type, no other."""
+def _from_dict(cls, obj, where, classes=None, optional=None):
+    """Builds dataclass ``cls`` from ``obj``: every field of its type, no other;
+    the fields ``optional`` names (per class) may be absent: the file's
+    version predates them."""
     if not isinstance(obj, dict):
         raise RunConfigError(f"{where.rstrip('.') or 'config'} must be an object. "
                              f"Received: {type(obj).__name__}")
@@ -237,10 +296,12 @@ def _from_dict(cls, obj, where, classes=None):
     values = {}
     for name in names:
         if name not in obj:
+            if name in (optional or {}).get(cls.__name__, ()):
+                continue
             raise RunConfigError(f"{where}{name} is missing")
         kind = (classes or {}).get(name, hints[name])
         if dataclasses.is_dataclass(kind):
-            values[name] = _from_dict(kind, obj[name], f"{where}{name}.")
+            values[name] = _from_dict(kind, obj[name], f"{where}{name}.", None, optional)
         else:
             values[name] = _checked(obj[name], kind, f"{where}{name}")
     try:
@@ -259,6 +320,8 @@ def _checked(value, kind, where):
     kind = next(option for option in options if option is not type(None))
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if kind is tuple and isinstance(value, list):  # JSON has lists only
+        return tuple(value)
     if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
         return value
     raise RunConfigError(f"{where} must be {' or '.join(_type_name(o) for o in options)}. "

@@ -32,15 +32,30 @@ class OutputDirBusyError(errors.NamesParameters, RuntimeError):
     """Another live process is writing the same output directory (``{output_dir}``)."""
 
 
+class RunLock:
+    """The lock ``prepare`` took: held until ``release`` or the process ends."""
+
+    def __init__(self, lock_file):
+        self._file = lock_file
+
+    def release(self):
+        """Lets another run use the directory (a Python caller's run has ended)."""
+        if self._file in _held_locks:
+            _held_locks.remove(self._file)
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+
+
 def prepare(output_dir, reset):
     """Creates and locks ``output_dir``; with ``reset`` empties it first.
+    Returns the RunLock.
 
     The lock is taken before anything is deleted and is never deleted
     itself, so a second run can neither write beside a live one nor reset
     it away from under it.
     """
     os.makedirs(output_dir, exist_ok=True)
-    _lock(output_dir)
+    lock = _lock(output_dir)
     if reset:
         logging.info("Emptying %s (reset)", output_dir)
         for name in os.listdir(output_dir):
@@ -51,6 +66,7 @@ def prepare(output_dir, reset):
                 shutil.rmtree(path)
             else:
                 os.remove(path)
+    return lock
 
 
 def _lock(output_dir):
@@ -71,6 +87,7 @@ def _lock(output_dir):
     lock_file.write(str(os.getpid()))
     lock_file.flush()
     _held_locks.append(lock_file)
+    return RunLock(lock_file)
 
 
 def write_text(path, text):

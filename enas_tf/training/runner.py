@@ -55,7 +55,14 @@ def run(config, data=None, *, reset_output_dir=False, strategy=None, output_dir=
                                               config.output_dir)
     output_dir = output_dir or config.output_dir
     data = run_config_lib.load_data(config) if data is None else data
-    run_dir.prepare(output_dir, reset_output_dir)
+    lock = run_dir.prepare(output_dir, reset_output_dir)
+    try:
+        return _run_locked(config, data, strategy, output_dir, before_run)
+    finally:
+        lock.release()
+
+
+def _run_locked(config, data, strategy, output_dir, before_run):
     rng = seed_everything(config.seed)
     task = run_config_lib.build_task(config, data, rng, strategy)
     controller = reinforce = None

@@ -195,6 +195,9 @@ class SearchLoop:
         if not restored:
             self.manager.save(checkpoint_number=0)  # a rollback target from the start
         epoch = int(self.epoch.numpy())
+        finished = self._finished_summary(epoch)
+        if finished is not None:
+            return finished  # derived or evaluated and exported already: nothing to redo
         self.arc_log.truncate_to_epoch(epoch)
         self.policy_watch.rebuild(self.arc_log.read())
         while epoch < self.config.num_epochs:
@@ -391,6 +394,17 @@ class SearchLoop:
     def _arc_record(self, epoch, phase, arc, reward, metric):
         return {"epoch": epoch, "phase": phase, "arc": self.task.space.to_string(arc),
                 "reward": float(reward), self.task.metric_name: float(metric)}
+
+    def _finished_summary(self, epoch):
+        """summary.json of a run that ended (every epoch, then its derivation or
+        final evaluation), or None: a run stopped before its last summary resumes."""
+        path = os.path.join(self.output_dir, run_dir.SUMMARY)
+        if epoch < self.config.num_epochs or not os.path.exists(path):
+            return None
+        summary = run_dir.read_json(path)
+        done = (summary.get("epochs_done") == self.config.num_epochs
+                and summary.get("best_arc") is not None)
+        return summary if done else None
 
     def _write_summary(self):
         """Writes summary.json: run counters, timings, then the results."""
