@@ -37,8 +37,11 @@ class Search:
     or a whole ``RunConfig``.
 
     ``preset`` is one of ``presets.NAMES`` ("ptb_search", "micro_final" ...)
-    and ``overrides`` its settings (see ``presets.preset``); ``data`` the
-    loaded data set (default: read from ``config.data``).
+    and ``overrides`` its settings (see ``presets.preset``). ``data`` is a
+    loaded data set (``ImageData``, ``PtbData``: the run records that it came
+    from Python, and a resume or export needs it again), or a ``DataConfig``
+    naming files the run reads itself (recorded: the binaries can resume
+    and export it), or None (the config's own ``data``).
     """
 
     def __init__(self, preset, data=None, **overrides):
@@ -50,11 +53,17 @@ class Search:
             self.config = preset
         else:
             self.config = presets.preset(preset, **overrides)
-        if data is not None and self.config.data == run_config.DataConfig():
+        if isinstance(data, run_config.DataConfig):
+            self.config, data = dataclasses.replace(self.config, data=data), None
+        elif data is not None:
             # Data handed over in memory: a resume or export needs it handed over again.
             self.config = dataclasses.replace(
                 self.config, data=run_config.DataConfig(dataset=run_config.PYTHON_DATA))
         self.data = data
+        family, loop = self.config.family, self.config.loop
+        if loop.model_name == run_config.default_model_name(family):  # not chosen: name the data
+            self.config = dataclasses.replace(self.config, loop=dataclasses.replace(
+                loop, model_name=run_config.default_model_name(family, self.config.data.dataset)))
 
     @property
     def output_dir(self):

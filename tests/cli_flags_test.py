@@ -87,6 +87,34 @@ def test_search_cifar(tmp_path, capsys, args, message):
     assert_one_line_error(search_cifar, CIFAR_TINY + args, message, tmp_path, capsys)
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--dataset=imagenet"], "unknown data set 'imagenet'; expected one of cifar10, cifar100"),
+    (["--dataset=folder", "--data_path="], "--dataset=folder needs --data_path: a directory "
+                                           "with one sub-folder of images per class"),
+    (["--image_size=32x32"], "--image_size is for --dataset=folder. Received: --dataset=cifar10"),
+    (["--dataset=folder", "--image_size=32by32", "--data_path=x"],
+     "--image_size must be HEIGHTxWIDTH in pixels, e.g. 64x48. Received: '32by32'"),
+    (["--dataset=folder", "--data_path=/nonexistent/images"], "/nonexistent/images"),
+    (["--dataset=cifar100"], "cifar-100"),  # testdata/cifar10 holds no CIFAR-100
+    (["--child_cutout_size=40"], "--child_cutout_size=40 exceeds the 32x32 images"),
+    (["--child_ops=conv_3x3,conv_9x9"], "conv_9x9"),
+    (["--op_module=no_such_module_xyz"], "op module 'no_such_module_xyz' could not be "
+                                         "imported: ModuleNotFoundError"),
+])
+def test_search_cifar_data_and_ops(tmp_path, capsys, args, message):
+    assert_one_line_error(search_cifar, CIFAR_TINY + SPACES["macro"] + args, message,
+                          tmp_path, capsys)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--train_file=wiki.train.tokens"], "train_file: no file"),
+    (["--child_activations=tanh,swish9"], "swish9"),
+    (["--op_module=no_such_module_xyz"], "op module 'no_such_module_xyz'"),
+])
+def test_search_ptb_data_and_ops(tmp_path, capsys, args, message):
+    assert_one_line_error(search_ptb, PTB_TINY + args, message, tmp_path, capsys)
+
+
 def test_search_cifar_flag_parsing(tmp_path, capsys):
     code, err = run_binary(search_cifar, CIFAR_TINY + [f"--output_dir={tmp_path / 'out'}",
                                                        "--child_keep_prob=1.5"], capsys)

@@ -271,7 +271,8 @@ def run_config(family, task_config, arc_text, data, modules, output_dir, chief=T
             max_consecutive_bad_steps=FLAGS.max_consecutive_bad_steps,
             rollback_lr_factor=FLAGS.rollback_lr_factor,
             export_dir=(chief and FLAGS.export_dir) or os.path.join(output_dir, "export"),
-            model_name=FLAGS.model_name or run_config_lib.default_model_name(family),
+            model_name=FLAGS.model_name or run_config_lib.default_model_name(
+                family, data.dataset),
             verbose=FLAGS.verbose,
             search_strategy=FLAGS.search_strategy)
     except ValueError as e:

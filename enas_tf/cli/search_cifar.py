@@ -47,8 +47,9 @@ flags.DEFINE_string("image_size", None, "--dataset=folder: resize every image to
                     "HEIGHTxWIDTH (e.g. 64x48); without it all images must share one size.")
 flags.DEFINE_string("child_ops", None, "Candidate ops of the space, comma-separated, in "
                     "order (an arc's op codes index this list); registered names: the "
-                    "official ones and those of --op_module. Default: the official ops "
-                    "(macro: the first --child_num_branches).")
+                    "official ones and those of --op_module; replaces "
+                    "--child_num_branches. Default: the official ops (macro: the first "
+                    "--child_num_branches).")
 flags.DEFINE_integer("num_valid_images", None, "Last training images held out for the "
                      "controller's reward and the validation accuracy. Default: 5000 "
                      "when searching (45,000 train the shared weights), 0 with a fixed "
@@ -138,8 +139,8 @@ def _check_flags(fixed):
                                 f"--child_lr_max={FLAGS.child_lr_max}")
     ops = common.op_names("child_ops")
     if ops and FLAGS.child_num_branches not in (None, len(ops)):
-        raise common.UsageError(f"--child_num_branches={FLAGS.child_num_branches} must equal "
-                                f"the number of --child_ops ({len(ops)}), or be left out")
+        logging.warning("--child_ops gives %d ops: --child_num_branches=%d is ignored.",
+                        len(ops), FLAGS.child_num_branches)
     if space == "micro" and not ops and FLAGS.child_num_branches not in (None, len(micro.OPS)):
         raise common.UsageError(f"the micro child has all {len(micro.OPS)} ops: "
                                 f"--child_num_branches must be {len(micro.OPS)}. "

@@ -13,6 +13,7 @@ import dataclasses
 import importlib
 import json
 import os
+import re
 import typing
 
 import keras
@@ -175,9 +176,14 @@ def build_space(family, task_config):
     return cifar_task.build_space(task_config)
 
 
-def default_model_name(family):
-    """The TF Serving model name of a family's exports unless one is given."""
-    return "enas_ptb" if family == "ptb" else f"enas_cifar10_{family}"
+def default_model_name(family, dataset="cifar10"):
+    """The TF Serving model name of a family's exports unless one is given:
+    enas_ptb, enas_cifar10_macro, enas_mnist_micro (tfds:mnist), enas_images_macro
+    (data from Python), enas_folder_micro ..."""
+    if family == "ptb":
+        return "enas_ptb"
+    name = "images" if dataset == PYTHON_DATA else dataset.split(":")[-1]
+    return f"enas_{re.sub(r'[^A-Za-z0-9_]', '_', name)}_{family}"
 
 
 # Building ---------------------------------------------------------------------
