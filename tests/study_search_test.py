@@ -49,6 +49,11 @@ def study(tmp_path_factory):
     after_first = sorted(n for n in os.listdir(study_dir) if n.startswith(("search_", "retrain_")))
     first_mtimes = summary_mtimes(study_dir, after_first)
     reported_early = os.path.exists(os.path.join(study_dir, "report.json"))
+    run_binary(BINARY, args + ["--study_max_runs=1"])  # the last search, then scoring
+    scored_before_retraining = (
+        sorted(os.listdir(os.path.join(study_dir, "scores"))) == sorted(
+            f"{n}.json" for n in SEARCHES)
+        and not any(n.startswith("retrain_") for n in os.listdir(study_dir)))
     second = run_binary(BINARY, args)
     report_after_second = read_json(study_dir, "report.json")
     all_mtimes = summary_mtimes(study_dir, SEARCHES + RETRAININGS)
@@ -56,7 +61,8 @@ def study(tmp_path_factory):
                     for n in SEARCHES}
     third = run_binary(BINARY, args)
     return {"dir": study_dir, "first": first, "after_first": after_first,
-            "first_mtimes": first_mtimes, "reported_early": reported_early, "second": second,
+            "first_mtimes": first_mtimes, "reported_early": reported_early,
+            "scored_before_retraining": scored_before_retraining, "second": second,
             "report_after_second": report_after_second, "all_mtimes": all_mtimes,
             "score_mtimes": score_mtimes, "third": third,
             "report": read_json(study_dir, "report.json")}
@@ -71,10 +77,14 @@ class StudyResumeTest:
         assert not study["reported_early"]
         assert "running search_enas_seed0" in study["first"].stdout
 
+    def test_the_searches_score_every_arc_before_any_retraining(self, study):
+        # From then on no search checkpoint is needed.
+        assert study["scored_before_retraining"]
+
     def test_resume_never_redoes_a_finished_run(self, study):
         second = study["second"].stdout
-        assert not any(f"running {name}\n" in second for name in SEARCHES[:3])
-        assert all(f"running {name}\n" in second for name in SEARCHES[3:] + RETRAININGS)
+        assert not any(f"running {name}\n" in second for name in SEARCHES)
+        assert all(f"running {name}\n" in second for name in RETRAININGS)
         now = summary_mtimes(study["dir"], study["after_first"])
         assert now == study["first_mtimes"]
 

@@ -1,10 +1,16 @@
-"""Runs what a study has not finished: searches, then retrainings, then scoring.
+"""Runs what a study has not finished: searches, scoring, then retrainings.
 
 Every search and retraining is a subprocess of the family's search binary
 (the command of ``plan.Study.command``), so a crash or kill of one run
 loses only that run's last epoch, which the binary resumes; a finished run
 (``plan.finished``) is never started again. Each run's output goes to
 ``logs/<run name>.log`` in the study directory.
+
+Every arc a study retrains is known once the searches have ended (their
+best arcs and the recorded random ones), so the searches' shared weights
+score them all before any retraining starts: from then on the study needs
+no search checkpoint, and a study directory can be kept or copied without
+them.
 """
 
 import os
@@ -23,8 +29,8 @@ class RunFailedError(RuntimeError):
 
 def run_study(study, max_runs=0, echo=print):
     """Starts the study's unfinished runs in order; with ``max_runs`` > 0, at
-    most that many in this call. Returns whether every run is finished
-    (then the shared-weight scores are cached too)."""
+    most that many in this call. Returns whether every run is finished.
+    The shared-weight scores are cached as soon as the searches are."""
     started = 0
 
     def ensure(run):
@@ -44,12 +50,10 @@ def run_study(study, max_runs=0, echo=print):
     search_arcs = {run.name: plan.best_arc(study.path(run)) for run in searches}
     study.draw_random_arcs(_space(study, searches))
     retrainings = study.retrainings(search_arcs)
-    if not all([ensure(run) for run in retrainings]):
-        return False
     arcs = [run.arc for run in retrainings]
     for run in searches:
         scoring.cached_scores(study.directory, run.name, study.path(run), arcs)
-    return True
+    return all([ensure(run) for run in retrainings])
 
 
 def _run(study, run):
