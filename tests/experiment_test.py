@@ -115,6 +115,7 @@ class SearchTest:
             enas_tf.Results(final.output_dir).model()
 
 
+@pytest.mark.slow
 class OtherSourcesTest:
 
     def test_macro_search_on_a_dataset_of_odd_non_square_rgb_images(self, tmp_path):
@@ -151,6 +152,7 @@ class OtherSourcesTest:
         assert enas_tf.Results(str(tmp_path / "run")).model() is not None
 
 
+@pytest.mark.slow
 class CustomOpTest:
     """A user's own op, registered here, searched, drawn and exported."""
 
