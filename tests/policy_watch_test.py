@@ -86,6 +86,16 @@ class CollapseWarningTest:
         holding = policy_watch.PolicyWatch(collapse_ratio=0.5, stall_epochs=2)
         assert self.feed(holding, [(0.5, 10.0), (0.6, 9.0), (0.6, 8.0), (0.5, 7.0)]) == [None] * 4
 
+    def test_warns_when_the_policy_has_not_moved(self):
+        # Entropies as a small PTB search logged them: equal to 4 digits for 5 epochs.
+        frozen = policy_watch.PolicyWatch(collapse_ratio=0.5, stall_epochs=2)
+        warnings = self.feed(frozen, [(0.09, 17.3146), (0.12, 17.3146), (0.14, 17.3147)])
+        assert warnings[:2] == [None, None]
+        assert "policy has not moved in 3 epochs (mean entropy 17.31" in warnings[2]
+        assert "\n" not in warnings[2]
+        moving = policy_watch.PolicyWatch(collapse_ratio=0.5, stall_epochs=2)
+        assert self.feed(moving, [(0.09, 17.3), (0.12, 17.2), (0.14, 17.1)]) == [None] * 3
+
     def test_a_rebuilt_history_warns_as_an_unbroken_one(self):
         history = [(0.5, 10.0), (0.6, 8.0), (0.6, 4.0)]
         records = [{"epoch": e, "phase": "controller", "reward": r, "entropy": h}
