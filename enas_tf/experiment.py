@@ -19,6 +19,8 @@ import os
 
 import tensorflow as tf
 
+from enas_tf.data import images
+from enas_tf.data import ptb
 from enas_tf.export import run_export
 from enas_tf.models import image_classifier
 from enas_tf.training import presets
@@ -56,6 +58,7 @@ class Search:
         if isinstance(data, run_config.DataConfig):
             self.config, data = dataclasses.replace(self.config, data=data), None
         elif data is not None:
+            _check_data(self.config.family, data)
             # Data handed over in memory: a resume or export needs it handed over again.
             self.config = dataclasses.replace(
                 self.config, data=run_config.DataConfig(dataset=run_config.PYTHON_DATA))
@@ -95,6 +98,15 @@ class Search:
         config = presets.preset(preset or f"{family}_final", fixed_arc=arc,
                                 output_dir=output_dir, **settings)
         return Search(dataclasses.replace(config, data=self.config.data), self.data).run()
+
+
+def _check_data(family, data):
+    expected = ptb.PtbData if family == "ptb" else images.ImageData
+    if not isinstance(data, expected):
+        source = ("enas_tf.load_text" if family == "ptb"
+                  else "enas_tf.images_from_arrays (or another images_from_*)")
+        raise presets.PresetError(f"a {family} run needs {expected.__name__} data, from "
+                                  f"{source}, or a DataConfig. Received: {type(data).__name__}")
 
 
 class Results:

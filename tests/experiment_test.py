@@ -109,6 +109,14 @@ class SearchTest:
         expected = np.argmax(final.model()(gray.test_images[:8]).numpy(), axis=-1)
         np.testing.assert_array_equal(out["classes"].numpy(), expected)
 
+    def test_data_of_the_wrong_kind_is_a_one_line_error(self, gray):
+        with pytest.raises(ValueError, match="a ptb run needs PtbData data, from "
+                                             "enas_tf.load_text, or a DataConfig. "
+                                             "Received: ImageData"):
+            enas_tf.Search("ptb_search", gray)
+        with pytest.raises(ValueError, match="a micro run needs ImageData data"):
+            enas_tf.Search("micro_search", (gray.train_images, gray.train_labels))
+
     def test_results_of_python_data_need_the_data_again(self, micro_run):
         _, _, final = micro_run
         with pytest.raises(run_config.RunConfigError, match="given from Python: pass the same"):
