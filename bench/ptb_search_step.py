@@ -9,9 +9,9 @@ from the shapes (matmuls only; backward = 2x forward). The matmul
 ceilings (2048 square; the cell's own 64x1000 @ 1000x2000, independent
 repeats and a dependent chain) are measured in the same run, in the
 child's compute dtype, and each step's rate is given as a fraction of
-them, beside its speed-up over the PyTorch port's timings at this size
-(4.45 s and 1.35 s per step, measured on the AVX-512 machine of the
-README's first figures: on another CPU that column compares machines too).
+them. No peer figures here: timings from another sitting do not compare;
+``compare_port.py`` runs this script and the PyTorch port alternately in
+one sitting.
 
     python bench/ptb_search_step.py --data_path=../shared/data/ptb
     python bench/ptb_search_step.py --data_path=testdata/ptb --hidden_size=64 --steps=5
@@ -39,9 +39,6 @@ flags.DEFINE_integer("num_nodes", 12, "Cell nodes.")
 flags.DEFINE_integer("bptt", 35, "BPTT length.")
 flags.DEFINE_integer("steps", 20, "Timed steps of each kind (after 3 warm-up).")
 FLAGS = flags.FLAGS
-
-# Seconds per step of the PyTorch ENAS port at this size on this CPU.
-PORT_SECONDS = {"child_step": 4.45, "controller_step": 1.35}
 
 
 def step_flops(batch, bptt, hidden, nodes, vocab):
@@ -86,6 +83,7 @@ def main(argv):
                          FLAGS.num_nodes, data.vocab.size)
     results = {
         "precision": FLAGS.child_precision,
+        "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
         "shape": {"hidden": FLAGS.hidden_size, "nodes": FLAGS.num_nodes,
                   "batch": FLAGS.batch_size, "bptt": FLAGS.bptt, "vocab": data.vocab.size},
         "child_step_seconds": harness.describe(child),
@@ -106,6 +104,7 @@ def main(argv):
                     ("cell_node", machine_limit.matmul_case(*node_shape, dtype)),
                     ("cell_chain", machine_limit.matmul_chain_case(*node_shape, dtype)))}
     results["matmul_ceilings_gflops_per_second"] = ceilings
+    results["ceiling_dtype"] = dtype.name
     results["peak_rss_mb"] = harness.peak_rss_mb()
     rows = []
     for name, gflop in (("child_step", results["child_step_gflop"]),
@@ -113,18 +112,16 @@ def main(argv):
                         ("controller_update", 0.0)):
         s = results[f"{name}_seconds"]
         rate = gflop / s["median"] if gflop else None
-        port = PORT_SECONDS[name] / s["median"] if name in PORT_SECONDS else None
-        results[f"{name}_speedup_over_port"] = port
         results[f"{name}_fraction_of_ceiling"] = (
             {k: rate / c for k, c in ceilings.items()} if rate else None)
         rows.append((name, s["median"], s["min"], s["max"], gflop or None, rate,
                      rate and rate / ceilings["square_2048"],
                      rate and rate / ceilings["cell_node"],
-                     rate and rate / ceilings["cell_chain"], port))
+                     rate and rate / ceilings["cell_chain"]))
     harness.print_table([("step", 20, ""), ("median s", 10, ".3f"), ("min s", 9, ".3f"),
                          ("max s", 9, ".3f"), ("GFLOP", 8, ".1f"), ("GFLOP/s", 9, ".1f"),
                          ("/2048 ceil", 11, ".2f"), ("/node ceil", 11, ".2f"),
-                         ("/chain ceil", 12, ".2f"), ("x port", 8, ".2f")], rows)
+                         ("/chain ceil", 12, ".2f")], rows)
     print(f"matmul ceilings ({dtype.name}, GFLOP/s): "
           + ", ".join(f"{k} {v:.1f}" for k, v in ceilings.items()))
     print(f"peak RSS: {results['peak_rss_mb']:.0f} MB")
