@@ -73,6 +73,16 @@ class LoopConfigTest:
         assert raised.value.worded({"search_strategy": "--search_strategy"}) == (
             "--search_strategy must be one of enas, random. Received: 'evolution'")
 
+    @pytest.mark.parametrize("field, value, message", [
+        ("entropy_collapse_ratio", 0.0, "entropy_collapse_ratio must be in (0, 1]. Received: 0.0"),
+        ("entropy_collapse_ratio", 1.5, "entropy_collapse_ratio must be in (0, 1]. Received: 1.5"),
+        ("reward_stall_epochs", 0, "reward_stall_epochs must be at least 1. Received: 0"),
+    ])
+    def test_the_policy_warnings_settings_are_range_checked(self, field, value, message):
+        with pytest.raises(search.LoopConfigError) as raised:
+            search.LoopConfig(**{field: value})
+        assert str(raised.value) == message
+
     def test_random_derives_the_controller_budget_in_arcs(self):
         assert LOOP.controller_arcs() == 2 * 1 * 3
         assert LOOP.derive_arcs() == 2 + math.ceil(6 / 4)

@@ -88,6 +88,12 @@ class LoopConfig:
             raise LoopConfigError(f"{{search_strategy}} must be one of "
                                   f"{', '.join(SEARCH_STRATEGIES)}. "
                                   f"Received: {self.search_strategy!r}")
+        if not 0.0 < self.entropy_collapse_ratio <= 1.0:
+            raise LoopConfigError(f"{{entropy_collapse_ratio}} must be in (0, 1]. "
+                                  f"Received: {self.entropy_collapse_ratio}")
+        if self.reward_stall_epochs < 1:
+            raise LoopConfigError(f"{{reward_stall_epochs}} must be at least 1. "
+                                  f"Received: {self.reward_stall_epochs}")
         k, n = self.controller_batch_arcs, self.controller_num_aggregate
         if k < 1 or n % k:
             divisors = [d for d in range(1, n + 1) if n % d == 0]
