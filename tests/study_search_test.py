@@ -8,7 +8,10 @@ two minutes), each run one epoch of 6 steps.
 
 import json
 import os
+import signal
+import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -266,3 +269,27 @@ def test_real_study_flag_files_ask_for_the_studys_minimum(name, monkeypatch):
     # The CPU studies shrink the quick flag files; the GPU ones run the paper's.
     assert ("_quick.cfg" in settings.search_args[0]) == name.endswith("cpu")
     assert ("_quick.cfg" in settings.retrain_args[0]) == name.endswith("cpu")
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_study_and_the_run_in_progress(tmp_path):
+    study_dir = tmp_path / "study"
+    study = subprocess.Popen([sys.executable, BINARY] + TINY + [f"--study_dir={study_dir}"],
+                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run_dir = str(study_dir / "search_enas_seed0")
+
+    def runs_alive():
+        found = subprocess.run(["pgrep", "-f", f"output_dir={run_dir}"], capture_output=True,
+                               text=True, check=False)
+        return found.stdout.split()
+
+    deadline = time.monotonic() + 120
+    while not runs_alive() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert runs_alive(), "the study never started its first run"
+    study.send_signal(signal.SIGTERM)
+    assert study.wait(timeout=60) == 128 + signal.SIGTERM
+    deadline = time.monotonic() + 30
+    while runs_alive() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not runs_alive(), "the run outlived its study"

@@ -11,6 +11,7 @@ binaries: flag files and data paths are relative to the working directory.
 """
 
 import os
+import signal
 import sys
 
 from absl import app
@@ -86,9 +87,16 @@ def study_search():
     return result
 
 
+def _stop(signum, frame):  # pylint: disable=unused-argument
+    """SIGTERM ends the study like Ctrl-C: the run in progress is killed with it
+    (subprocess.run kills its child on any exception) and resumes on the next call."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    signal.signal(signal.SIGTERM, _stop)
     try:
         study_search()
     except plan.StudyError as e:
