@@ -53,18 +53,6 @@ from absl import flags
 
 import harness
 
-flags.DEFINE_string("data_path", "../shared/data/ptb", "PTB directory (ptb.*.txt).")
-flags.DEFINE_string("port_dir", "../shared/peers/enas_pytorch", "Holds the port's run.sh.")
-flags.DEFINE_integer("hidden_size", 1000, "Hidden = embedding size (the port's --hidden).")
-flags.DEFINE_integer("num_nodes", 12, "Cell nodes (the port's --num_blocks).")
-flags.DEFINE_integer("batch_size", 64, "Batch size.")
-flags.DEFINE_integer("bptt", 35, "BPTT length.")
-flags.DEFINE_integer("steps", 8, "Timed steps of each kind per run (after 3 warm-up).")
-flags.DEFINE_integer("rounds", 2, "Rounds of alternating runs.", lower_bound=2)
-flags.DEFINE_bool("bf16", False, "Also run ours with --child_precision=mixed_bfloat16.")
-flags.DEFINE_bool("port_stock", False, "Also run the port's stock wheel (MKL_AMD_FIX=0).")
-flags.DEFINE_integer("threads", os.cpu_count(), "The port's torch threads.", lower_bound=1)
-flags.DEFINE_string("work_dir", "", "Each run's JSON and log go here (default: a new temp dir).")
 FLAGS = flags.FLAGS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -237,5 +225,22 @@ def main(argv):
         "summary": summary, "runs": rounds})
 
 
+def define_flags():
+    """Defined on the command line only: importing this module (its tests) defines none."""
+    flags.DEFINE_string("data_path", "../shared/data/ptb", "PTB directory (ptb.*.txt).")
+    flags.DEFINE_string("port_dir", "../shared/peers/enas_pytorch", "Holds the port's run.sh.")
+    flags.DEFINE_integer("hidden_size", 1000, "Hidden = embedding size (the port's --hidden).")
+    flags.DEFINE_integer("num_nodes", 12, "Cell nodes (the port's --num_blocks).")
+    flags.DEFINE_integer("batch_size", 64, "Batch size.")
+    flags.DEFINE_integer("bptt", 35, "BPTT length.")
+    flags.DEFINE_integer("steps", 8, "Timed steps of each kind per run (after 3 warm-up).")
+    flags.DEFINE_integer("rounds", 2, "Rounds of alternating runs.", lower_bound=2)
+    flags.DEFINE_bool("bf16", False, "Also run ours with --child_precision=mixed_bfloat16.")
+    flags.DEFINE_bool("port_stock", False, "Also run the port's stock wheel (MKL_AMD_FIX=0).")
+    flags.DEFINE_integer("threads", os.cpu_count(), "The port's torch threads.", lower_bound=1)
+    flags.DEFINE_string("work_dir", "", "Each run's JSON and log go here (default: a new temp dir).")
+
+
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
