@@ -29,7 +29,7 @@ import harness
 import machine_limit
 import setups
 # Defines the flags this benchmark reads (data_path, batch_size, child_precision).
-from enas_tf.cli import common  # pylint: disable=unused-import
+from enas_tf.cli import common  # noqa: F401  pylint: disable=unused-import
 from enas_tf.data import cifar10
 from enas_tf.training import cifar_task
 

@@ -28,7 +28,7 @@ from absl import flags
 import harness
 import machine_limit
 # Defines the flags this benchmark reads (data_path, batch_size, child_precision).
-from enas_tf.cli import common  # pylint: disable=unused-import
+from enas_tf.cli import common  # noqa: F401  pylint: disable=unused-import
 from enas_tf.data import ptb
 from enas_tf.models import ptb_child
 from enas_tf.training import ptb_task

@@ -69,7 +69,7 @@ class RoundTripTest:
         config = make(str(tmp_path))
         run_config.save(config, str(tmp_path))
         assert run_config.load(str(tmp_path)) == config
-        assert json.loads((tmp_path / "config.json").read_text())["version"] == 2
+        assert json.loads((tmp_path / "config.json").read_text())["version"] == 3
 
     def test_a_version_1_file_loads_with_the_later_fields_defaults(self, tmp_path):
         config = cifar_run("micro", str(tmp_path))
@@ -79,8 +79,21 @@ class RoundTripTest:
                      "valid_file", "test_file"):
             del obj["data"][name]
         del obj["task"]["ops"]
+        del obj["controller"]["adam_epsilon"]
         (tmp_path / "config.json").write_text(json.dumps(obj))
         assert run_config.load(str(tmp_path)) == config
+
+    def test_a_version_2_file_loads_with_the_official_controller_epsilon(self, tmp_path):
+        config = ptb_run(str(tmp_path))
+        obj = config.to_json()
+        obj["version"] = 2
+        del obj["controller"]["adam_epsilon"]
+        (tmp_path / "config.json").write_text(json.dumps(obj))
+        assert run_config.load(str(tmp_path)).controller.adam_epsilon == 1e-3
+        obj["version"] = 3
+        (tmp_path / "config.json").write_text(json.dumps(obj))
+        with pytest.raises(run_config.RunConfigError, match="controller.adam_epsilon is missing"):
+            run_config.load(str(tmp_path))
 
     def test_the_reloaded_ptb_config_rebuilds_the_same_task(self, tmp_path):
         config = ptb_run(str(tmp_path), fixed_arc="1 0 0 1 3 0 2")
@@ -120,8 +133,8 @@ class MalformedTest:
         (tmp_path / "config.json").write_text(json.dumps(obj))
 
     @pytest.mark.parametrize("change, message", [
-        (lambda o: o.update(version=3), "version must be one of 1, 2. Received: 3"),
-        (lambda o: o.pop("version"), "version must be one of 1, 2. Received: None"),
+        (lambda o: o.update(version=4), "version must be one of 1, 2, 3. Received: 4"),
+        (lambda o: o.pop("version"), "version must be one of 1, 2, 3. Received: None"),
         (lambda o: o["data"].pop("dataset"), "data.dataset is missing"),
         (lambda o: o["task"].pop("activations"), "task.activations is missing"),
         (lambda o: o.update(family="rnn"),

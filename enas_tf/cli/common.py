@@ -112,6 +112,10 @@ flags.DEFINE_integer("controller_batch_arcs", 1, "Arcs sampled and rewarded per 
                      "--controller_num_aggregate.", lower_bound=1)
 flags.DEFINE_float("controller_lr", 0.00035, "Controller Adam learning rate.",
                    lower_bound=0.0)
+flags.DEFINE_float("controller_adam_epsilon", 1e-3, "Epsilon of the controller's Adam "
+                   "(official 1e-3: below it Adam turns into SGD at lr / epsilon, and "
+                   "small rewards then leave the policy where it started; 1e-8 does not).",
+                   lower_bound=1e-12)
 flags.DEFINE_float("controller_tanh_constant", 2.5, "Logits become c * tanh(logits).",
                    lower_bound=0.0)
 flags.DEFINE_float("controller_temperature", 5.0, "Logits are divided by this first "
@@ -281,7 +285,8 @@ def run_config(family, task_config, arc_text, data, modules, output_dir, chief=T
         lstm_size=FLAGS.controller_lstm_size, tanh_constant=FLAGS.controller_tanh_constant,
         temperature=FLAGS.controller_temperature, lr=FLAGS.controller_lr,
         entropy_weight=FLAGS.controller_entropy_weight,
-        baseline_decay=FLAGS.controller_bl_dec, **controller_settings)
+        baseline_decay=FLAGS.controller_bl_dec,
+        adam_epsilon=FLAGS.controller_adam_epsilon, **controller_settings)
     return run_config_lib.RunConfig(
         family=family, task=task_config, loop=loop, controller=controller, data=data,
         seed=FLAGS.seed, strategy=FLAGS.distribution_strategy,

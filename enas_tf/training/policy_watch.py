@@ -21,7 +21,8 @@ improved for ``stall_epochs`` epochs, and when after ``stall_epochs``
 epochs the policy has not moved at all (mean entropy within 0.1% of the
 first epoch's: measured on a small PTB search whose rewards, 80 / ppl near
 0.1-0.2, spread by about 0.015, so the policy gradient stayed far below
-Adam's epsilon of 1e-3 and 100 updates left the policy as it started). Its
+Adam's epsilon of 1e-3 and 100 updates left the policy as it started, at
+10x the learning rate or 10x the reward alike). Its
 history is rebuilt from ``arcs.jsonl`` on resume, so a resumed search warns
 as an unbroken one would.
 """
@@ -114,8 +115,9 @@ class PolicyWatch:
             return (f"the controller's policy has not moved in {len(self.history)} epochs "
                     f"(mean entropy {entropy:.4g}, first {first_entropy:.4g}): its updates are "
                     f"too small to learn (this epoch's rewards spread by {np.std(rewards):.3g}); "
-                    "try a larger controller learning rate or reward constant, or compare "
-                    "with a random search")
+                    "with gradients far below the controller Adam's epsilon, a larger learning "
+                    "rate or reward changes nothing: try adam_epsilon=1e-8, or compare with a "
+                    "random search")
         best_before = max(r for _, r, _ in self.history[:-self.stall_epochs])
         best_recent = max(r for _, r, _ in self.history[-self.stall_epochs:])
         if first_entropy <= 0 or entropy >= self.collapse_ratio * first_entropy:
