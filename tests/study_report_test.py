@@ -28,6 +28,7 @@ def _data(enas, random_search, random_arcs, scores):
     for strategy, values in (("enas", enas), ("random", random_search)):
         for k, value in enumerate(values):
             searches.append({"run": f"search_{strategy}_seed{k}", "strategy": strategy,
+                             "group": strategy,
                              "seed": k, "best_arc": "0", "child_steps": 10,
                              "validation_batches_evaluated": 5, KEY: value,
                              "shared_weight_scores": dict(zip(names, scores))})
@@ -54,7 +55,7 @@ def test_diverged_models_are_counted_and_left_out_of_means(study):
     assert "1 diverged" in difference["note"]
     welch = stats.ttest_ind([80.0, 90.0], [100.0, 120.0], equal_var=False)
     assert difference["welch_p"] == pytest.approx(welch.pvalue)
-    assert result["enas_vs_random_search"]["note"] is None
+    assert result["vs_random_search"]["enas"]["note"] is None
 
 
 def test_a_diverged_model_ranks_last_in_the_correlations(study):
@@ -76,7 +77,7 @@ def test_a_diverged_model_ranks_last_in_the_correlations(study):
 def test_a_group_that_all_diverged_has_no_mean(study):
     result = report.build(study, _data([None, None], [85.0, 95.0], [100.0, 110.0, 120.0],
                                        list(np.arange(7.0))))
-    assert result["strategies"]["enas"]["mean"] is None
-    assert result["strategies"]["enas"]["diverged"] == 2
-    assert result["enas_vs_random_search"]["difference"] is None
-    assert "2 diverged" in result["enas_vs_random_search"]["note"]
+    assert result["groups"]["enas"]["mean"] is None
+    assert result["groups"]["enas"]["diverged"] == 2
+    assert result["vs_random_search"]["enas"]["difference"] is None
+    assert "2 diverged" in result["vs_random_search"]["enas"]["note"]

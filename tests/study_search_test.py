@@ -30,6 +30,9 @@ SEARCHES = ["search_enas_seed0", "search_random_seed0", "search_enas_seed1",
             "search_random_seed1"]
 RETRAININGS = [f"retrain_{name}" for name in SEARCHES] + ["retrain_random_0",
                                                           "retrain_random_1"]
+ARM = "--study_arm=lr:--controller_lr=0.05 --controller_entropy_weight=0.001"
+ARM_RUNS = ["search_enas_lr_seed0", "search_enas_lr_seed1", "retrain_search_enas_lr_seed0",
+            "retrain_search_enas_lr_seed1"]
 
 
 def read_json(*parts):
@@ -63,12 +66,17 @@ def study(tmp_path_factory):
     score_mtimes = {n: os.stat(os.path.join(study_dir, "scores", f"{n}.json")).st_mtime_ns
                     for n in SEARCHES}
     third = run_binary(BINARY, args)
+    report = read_json(study_dir, "report.json")
+    mtimes_after_third = (summary_mtimes(study_dir, SEARCHES + RETRAININGS), {
+        n: os.stat(os.path.join(study_dir, "scores", f"{n}.json")).st_mtime_ns
+        for n in SEARCHES})
+    with_arm = run_binary(BINARY, args + [ARM])
     return {"dir": study_dir, "first": first, "after_first": after_first,
             "first_mtimes": first_mtimes, "reported_early": reported_early,
             "scored_before_retraining": scored_before_retraining, "second": second,
             "report_after_second": report_after_second, "all_mtimes": all_mtimes,
-            "score_mtimes": score_mtimes, "third": third,
-            "report": read_json(study_dir, "report.json")}
+            "score_mtimes": score_mtimes, "third": third, "report": report,
+            "mtimes_after_third": mtimes_after_third, "with_arm": with_arm, "report_with_arm": read_json(study_dir, "report.json")}
 
 
 @pytest.mark.slow
@@ -93,10 +101,7 @@ class StudyResumeTest:
 
     def test_a_finished_study_reruns_nothing_and_reports_the_same(self, study):
         assert "running" not in study["third"].stdout
-        assert summary_mtimes(study["dir"], SEARCHES + RETRAININGS) == study["all_mtimes"]
-        for name, mtime in study["score_mtimes"].items():
-            path = os.path.join(study["dir"], "scores", f"{name}.json")
-            assert os.stat(path).st_mtime_ns == mtime
+        assert study["mtimes_after_third"] == (study["all_mtimes"], study["score_mtimes"])
         assert study["report"] == study["report_after_second"]
 
     def test_a_study_with_other_settings_is_refused(self, study, capsys):
@@ -105,8 +110,41 @@ class StudyResumeTest:
         assert code == 2
         assert err.strip().splitlines()[-1] == (
             f"error: --study_dir={study['dir']} holds a study with other settings "
-            "(--study_seeds was 2, now 3); rerun it with its own settings or choose "
-            "another --study_dir")
+            "(--study_seeds was 2, now 3); rerun it with its own settings (arms may only "
+            "be added after its own) or choose another --study_dir")
+
+    def test_an_added_arm_runs_only_its_own_runs(self, study):
+        ran = [line.split()[1] for line in study["with_arm"].stdout.splitlines()
+               if line.startswith("running ")]
+        assert ran == ARM_RUNS
+        assert summary_mtimes(study["dir"], SEARCHES + RETRAININGS) == study["all_mtimes"]
+        for k in range(2):
+            config = run_config.load(os.path.join(study["dir"], f"search_enas_lr_seed{k}"))
+            assert config.loop.search_strategy == "enas" and config.seed == k
+            assert config.controller.lr == 0.05 and config.controller.entropy_weight == 0.001
+        assert run_config.load(os.path.join(study["dir"], "search_enas_seed0")).controller.lr != 0.05
+
+    def test_an_added_arm_is_compared_with_the_same_baselines(self, study):
+        before, after = study["report"], study["report_with_arm"]
+        assert set(after["groups"]) == {"enas", "random", "enas_lr"}
+        for name in ("enas", "random"):
+            assert after["groups"][name] == before["groups"][name]
+        assert after["random_architectures"] == before["random_architectures"]
+        assert set(after["vs_random_search"]) == {"enas", "enas_lr"}
+        arm = [e["test_ppl"] for e in after["groups"]["enas_lr"]["per_seed"]]
+        random_search = [e["test_ppl"] for e in after["groups"]["random"]["per_seed"]]
+        assert after["vs_random_search"]["enas_lr"]["difference"] == pytest.approx(
+            np.mean(arm) - np.mean(random_search))
+        # Every search scores the arm's arcs too.
+        for result in after["rank_correlation"]["per_search"].values():
+            assert {p["retraining"] for p in result["pairs"]} == set(
+                RETRAININGS + ARM_RUNS[2:])
+
+    def test_an_arm_cannot_be_changed_once_recorded(self, study, capsys):
+        code, err = run_in_process(TINY + [f"--study_dir={study['dir']}",
+                                           "--study_arm=lr:--controller_lr=0.1"], capsys)
+        assert code == 2
+        assert "(--study_arm was [['lr', ['--controller_lr=0.05'," in err
 
 
 @pytest.mark.slow
@@ -128,7 +166,7 @@ class StudyReportTest:
         report = study["report"]
         assert report["metric"] == "test_ppl" and report["lower_is_better"]
         for strategy in ("enas", "random"):
-            group = report["strategies"][strategy]
+            group = report["groups"][strategy]
             values = []
             for entry in group["per_seed"]:
                 retrained = read_json(study["dir"], f"retrain_{entry['run']}", "summary.json")
@@ -158,7 +196,7 @@ class StudyReportTest:
         report = study["report"]
         random_values = [a["test_ppl"] for a in report["random_architectures"]["arcs"]]
         for strategy, result in report["improvement_over_random_architectures"].items():
-            values = [e["test_ppl"] for e in report["strategies"][strategy]["per_seed"]]
+            values = [e["test_ppl"] for e in report["groups"][strategy]["per_seed"]]
             diff = np.mean(values) - np.mean(random_values)
             assert result["difference"] == pytest.approx(diff)
             assert result["relative_improvement_percent"] == pytest.approx(
@@ -173,14 +211,20 @@ class StudyReportTest:
 
     def test_shared_weight_scores_restore_each_searchs_weights(self, study):
         """A search's score of its own arc is the valid_ppl the search reported for it."""
-        pairs = study["report"]["rank_correlation"]["per_search"]
+        report = study["report"]
+        pairs = report["rank_correlation"]["per_search"]
+        arc_of = {a["run"]: a["arc"] for a in report["random_architectures"]["arcs"]}
+        arc_of.update({f"retrain_{e['run']}": e["arc"] for group in report["groups"].values()
+                       for e in group["per_seed"]})
         for name in SEARCHES:
             searched = read_json(study["dir"], name, "summary.json")
             own = {p["retraining"]: p["shared"] for p in pairs[name]["pairs"]}
             assert own[f"retrain_{name}"] == pytest.approx(searched["valid_ppl"], rel=1e-5)
             assert sorted(own) == sorted(RETRAININGS)
+            # The cache (which by now also holds the added arm's arcs) by arc.
             cached = read_json(study["dir"], "scores", f"{name}.json")
-            assert [own[r] for r in RETRAININGS] == cached["scores"]
+            by_arc = dict(zip(cached["arcs"], cached["scores"]))
+            assert [own[r] for r in RETRAININGS] == [by_arc[arc_of[r]] for r in RETRAININGS]
 
     def test_rank_correlations_are_scipys_on_the_recorded_pairs(self, study):
         correlation = study["report"]["rank_correlation"]
@@ -207,7 +251,7 @@ class StudyReportTest:
         with open(os.path.join(study["dir"], "report.md"), encoding="utf-8") as f:
             text = f.read()
         assert "lower `test_ppl` is better, so a negative difference is an improvement" in text
-        assert f"| {report['strategies']['enas']['mean']:.4g} |" in text
+        assert f"| {report['groups']['enas']['mean']:.4g} |" in text
         assert "Welch's two-sided t-test" in text and "bootstrap" in text
         for name in SEARCHES + ["pooled"]:
             assert f"| {name} |" in text
@@ -236,6 +280,15 @@ def run_in_process(args, capsys):
     (["--study_max_runs=-1"], "--study_max_runs must be 0 (no limit) or more. Received: -1"),
     (["--search_flagfile=flags/nope.cfg"], "--search_flagfile=flags/nope.cfg: no such file"),
     (["--retrain_flagfile="], "--retrain_flagfile must name a flag file of the search binary"),
+    (["--study_arm=eps8"],
+     "--study_arm=eps8: expected NAME:FLAGS, e.g. eps8:--controller_adam_epsilon=1e-8"),
+    (["--study_arm=a_b:--controller_lr=1"], "--study_arm: arm names must be unique letters, "
+     "digits, '.' and '-'. Received: 'a_b'"),
+    (["--study_arm=a:--controller_lr=1", "--study_arm=a:--controller_lr=2"],
+     "--study_arm: arm names must be unique letters, digits, '.' and '-'. Received: 'a'"),
+    (["--study_arm=a:"], "--study_arm: arm 'a' adds no search flags"),
+    (["--study_arm=a:--seed=4"], "--study_arm: arm 'a' sets --seed=4, which the study sets "
+     "per run (it sets --search_strategy, --seed, --output_dir, --search_for)"),
 ])
 def test_bad_study_flags(tmp_path, capsys, args, message):
     study_dir = tmp_path / "study"

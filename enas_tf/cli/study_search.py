@@ -3,7 +3,7 @@
 Study:   bin/study_search --flagfile=flags/study_ptb_cpu.cfg
 Resume:  the same command; finished runs are kept, unfinished ones resume.
 
-Runs S seeds of each strategy, retrains every search's arc and R uniformly
+Runs S seeds of each strategy (and of each --study_arm), retrains every search's arc and R uniformly
 drawn arcs with one protocol, scores every retrained arc with each search's
 shared weights, then writes report.md, report.json and PNGs into --study_dir
 (see enas_tf/study/). Run it from the repository root like the other
@@ -11,6 +11,7 @@ binaries: flag files and data paths are relative to the working directory.
 """
 
 import os
+import shlex
 import signal
 import sys
 
@@ -41,6 +42,11 @@ flags.DEFINE_multi_string("search_arg", [], "A further search flag, e.g. "
 flags.DEFINE_string("retrain_flagfile", None, "Flag file of every retraining from "
                     "scratch (e.g. flags/ptb_final_quick.cfg): the one protocol.")
 flags.DEFINE_multi_string("retrain_arg", [], "A further retraining flag (repeatable).")
+flags.DEFINE_multi_string("study_arm", [], "A further ENAS arm, NAME:FLAGS, e.g. "
+                          "--study_arm='eps8:--controller_adam_epsilon=1e-8': its searches "
+                          "(search_enas_NAME_seed<k>) add FLAGS to the search flags and are "
+                          "compared like the others. Repeatable; arms may be added to a study "
+                          "that has run, and only their runs then run.")
 flags.DEFINE_integer("study_max_runs", 0, "Start at most this many runs, then stop "
                      "(rerun to continue); 0: run the whole study.")
 
@@ -48,7 +54,7 @@ flags.DEFINE_integer("study_max_runs", 0, "Start at most this many runs, then st
 _FLAG_NAMES = {"study_dir": "--study_dir", "family": "--study_family",
                "seeds": "--study_seeds", "random_arcs": "--study_random_arcs",
                "seed": "--study_seed", "search_args": "--search_flagfile/--search_arg",
-               "retrain_args": "--retrain_flagfile/--retrain_arg"}
+               "retrain_args": "--retrain_flagfile/--retrain_arg", "arms": "--study_arm"}
 
 
 def _binary_args(flagfile_flag, args_flag):
@@ -72,7 +78,17 @@ def settings_from_flags():
         family=FLAGS.study_family, seeds=FLAGS.study_seeds,
         random_arcs=FLAGS.study_random_arcs, seed=FLAGS.study_seed,
         search_args=_binary_args("search_flagfile", "search_arg"),
-        retrain_args=_binary_args("retrain_flagfile", "retrain_arg"))
+        retrain_args=_binary_args("retrain_flagfile", "retrain_arg"),
+        arms=[_arm(spec) for spec in FLAGS.study_arm])
+
+
+def _arm(spec):
+    """NAME:FLAGS as (name, [flags]) (FLAGS split as a shell would)."""
+    name, sep, args = spec.partition(":")
+    if not sep:
+        raise plan.StudyError(f"--study_arm={spec}: expected NAME:FLAGS, e.g. "
+                              "eps8:--controller_adam_epsilon=1e-8")
+    return name, shlex.split(args)
 
 
 def study_search():

@@ -14,6 +14,12 @@ the controller phase's validation batches on its derivation
 differ, and the seeds are shared, so seed k of ENAS and of random search
 start from the same weights.
 
+Further ENAS arms (``Settings.arms``) test other controller settings at the
+same budget: arm NAME adds its flags after the search flags, and its runs
+are named ``search_enas_NAME_seed<k>``. Arms may be added to a study that
+has run: only their searches and retrainings run, and the report compares
+every arm with the same random search and random architectures.
+
 plan.json records the settings and, once drawn, the random arcs: a resumed
 study runs and draws exactly the same, and a study directory started with
 other settings is refused rather than mixed.
@@ -21,6 +27,7 @@ other settings is refused rather than mixed.
 
 import dataclasses
 import os
+import re
 import sys
 
 import numpy as np
@@ -51,6 +58,8 @@ METRICS = {"ptb": Metric("ppl", True), "macro": Metric("acc", False),
 _BINARIES = {"ptb": "enas_tf.cli.search_ptb", "macro": "enas_tf.cli.search_cifar",
              "micro": "enas_tf.cli.search_cifar"}
 _SEARCH_FOR = {"ptb": "enas", "macro": "macro", "micro": "micro"}
+_ARM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*")
+_STUDY_SETS = ("--search_strategy", "--seed", "--output_dir", "--search_for")  # per run
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +75,7 @@ class Settings:
     seed: int = 0  # first search seed, the random arcs' draw and every retraining's seed
     search_args: tuple = ()  # binary flags of every search (e.g. a --flagfile)
     retrain_args: tuple = ()  # binary flags of every retraining: the one protocol
+    arms: tuple = ()  # further ENAS arms: (name, flags added to the search flags) pairs
 
     def __post_init__(self):
         if self.family not in run_config.FAMILIES:
@@ -77,14 +87,33 @@ class Settings:
             raise StudyError(f"{{random_arcs}} must be at least 2. Received: {self.random_arcs}")
         object.__setattr__(self, "search_args", tuple(self.search_args))
         object.__setattr__(self, "retrain_args", tuple(self.retrain_args))
+        object.__setattr__(self, "arms", tuple((name, tuple(args)) for name, args in self.arms))
+        names = [name for name, _ in self.arms]
+        for name, args in self.arms:
+            if not _ARM_NAME.fullmatch(name) or names.count(name) > 1:
+                raise StudyError(f"{{arms}}: arm names must be unique letters, digits, '.' "
+                                 f"and '-'. Received: {name!r}")
+            if not args:
+                raise StudyError(f"{{arms}}: arm {name!r} adds no search flags")
+            fixed = [a for a in args if a.split("=")[0] in _STUDY_SETS]
+            if fixed:
+                raise StudyError(f"{{arms}}: arm {name!r} sets {fixed[0]}, which the study "
+                                 f"sets per run (it sets {', '.join(_STUDY_SETS)})")
 
     @property
     def metric(self):
         return METRICS[self.family]
 
+    @property
+    def groups(self):
+        """The search groups the report compares: the strategies, then the arms."""
+        return list(STRATEGIES) + [f"enas_{name}" for name, _ in self.arms]
+
     def to_json(self):
-        return {name: list(value) if isinstance(value, tuple) else value
-                for name, value in dataclasses.asdict(self).items()}
+        out = {name: list(value) if isinstance(value, tuple) else value
+               for name, value in dataclasses.asdict(self).items()}
+        out["arms"] = [[name, list(args)] for name, args in self.arms]
+        return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +123,7 @@ class Run:
     name: str
     args: tuple  # the binary's flags
     strategy: str | None = None  # searches
+    group: str | None = None  # searches: the strategy, or enas_<arm>
     seed: int | None = None  # searches
     arc: str | None = None  # retrainings
     source: str | None = None  # retrainings: the search it retrains, or "random"
@@ -116,14 +146,21 @@ class Study:
             study.save()
             return study
         plan = run_dir.read_json(path)
-        recorded = plan["settings"]
-        for name, value in settings.to_json().items():
+        recorded = dict(plan["settings"])
+        recorded.setdefault("arms", [])  # a plan.json from before arms
+        wanted = settings.to_json()
+        if wanted["arms"][:len(recorded["arms"])] == recorded["arms"]:
+            recorded["arms"] = wanted["arms"]  # arms may be added, never changed
+        for name, value in wanted.items():
             if value != recorded.get(name):
                 raise StudyError(
                     f"{{study_dir}}={directory} holds a study with other settings "
                     f"({{{name}}} was {recorded.get(name)!r}, now {value!r}); "
-                    "rerun it with its own settings or choose another {study_dir}")
-        return cls(directory, settings, plan.get("random_arcs"))
+                    "rerun it with its own settings (arms may only be added after "
+                    "its own) or choose another {study_dir}")
+        study = cls(directory, settings, plan.get("random_arcs"))
+        study.save()
+        return study
 
     def save(self):
         run_dir.write_json(os.path.join(self.directory, PLAN),
@@ -134,17 +171,20 @@ class Study:
         return os.path.join(self.directory, run.name)
 
     def searches(self):
-        """Seed by seed, ENAS then random: an interrupted study has both strategies' seed 0 first."""
+        """Seed by seed, ENAS, random, then the arms: an interrupted study has every
+        group's seed 0 first."""
         s = self.settings
         runs = []
         for k in range(s.seeds):
-            for strategy in STRATEGIES:
-                name = f"search_{strategy}_seed{k}"
-                runs.append(Run(name, s.search_args + (
+            groups = [(strategy, strategy, ()) for strategy in STRATEGIES]
+            groups += [(f"enas_{name}", "enas", args) for name, args in s.arms]
+            for group, strategy, extra in groups:
+                name = f"search_{group}_seed{k}"
+                runs.append(Run(name, s.search_args + extra + (
                     f"--search_for={_SEARCH_FOR[s.family]}", "--controller_training",
                     f"--search_strategy={strategy}", f"--seed={s.seed + k}",
                     f"--output_dir={os.path.join(self.directory, name)}",
-                    "--noreset_output_dir"), strategy=strategy, seed=s.seed + k))
+                    "--noreset_output_dir"), strategy=strategy, group=group, seed=s.seed + k))
         return runs
 
     def draw_random_arcs(self, space):

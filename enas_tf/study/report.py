@@ -3,13 +3,16 @@
 Statistics come from scipy.stats and pictures from matplotlib (Agg backend,
 no display needed), not hand-written versions:
 
-- per strategy: mean, sample standard deviation (ddof=1) and each seed's
-  stand-alone test metric (the retrained search arc's summary.json);
+- per group of searches (each strategy, each further ENAS arm): mean,
+  sample standard deviation (ddof=1) and each seed's stand-alone test
+  metric (the retrained search arc's summary.json);
 - the improvement over the random architectures' mean as Yang et al.
   (ICLR 2020, "NAS evaluation is frustratingly hard") report it, the relative
-  improvement RI = 100 x (strategy mean - random mean) / random mean, beside
+  improvement RI = 100 x (group mean - random mean) / random mean, beside
   the plain difference of means. For accuracy a positive value is better; for
   perplexity (lower is better) a negative one, and ``better`` says which;
+- each group against the random architectures, and each ENAS group against
+  random search;
 - for each difference of means, Welch's t-test (unequal variances, two-sided)
   and a 95% percentile-bootstrap confidence interval (scipy.stats.bootstrap,
   9999 resamples seeded by the study seed); both need two values per group,
@@ -66,7 +69,7 @@ def collect(study):
         summary = _summary(study.path(run))
         scores = scoring.cached_scores(study.directory, run.name, study.path(run), arcs)
         out["searches"].append({
-            "run": run.name, "strategy": run.strategy, "seed": run.seed,
+            "run": run.name, "strategy": run.strategy, "group": run.group, "seed": run.seed,
             "best_arc": search_arcs[run.name], "retraining": f"retrain_{run.name}",
             f"test_{metric.name}": standalone[f"retrain_{run.name}"],
             "child_steps": summary["child_steps"],
@@ -80,37 +83,40 @@ def build(study, data):
     """report.json's content from ``collect``'s numbers."""
     settings, metric = study.settings, study.settings.metric
     key = f"test_{metric.name}"
-    groups = {strategy: [s for s in data["searches"] if s["strategy"] == strategy]
-              for strategy in plan.STRATEGIES}
+    groups = {group: [s for s in data["searches"] if s["group"] == group]
+              for group in settings.groups}
     random_values = [r[key] for r in data["retrainings"] if r["source"] == "random"]
-    strategies = {}
-    for strategy, runs in groups.items():
-        values = [s[key] for s in runs]
-        strategies[strategy] = dict(
-            _spread(values), per_seed=[{"seed": s["seed"], "run": s["run"], "arc": s["best_arc"],
-                                        key: s[key]} for s in runs])
+    random_search = [s[key] for s in groups["random"]]
+    spreads = {}
+    for group, runs in groups.items():
+        spreads[group] = dict(
+            _spread([s[key] for s in runs]),
+            per_seed=[{"seed": s["seed"], "run": s["run"], "arc": s["best_arc"], key: s[key]}
+                      for s in runs])
     report = {
         "family": settings.family, "metric": key, "lower_is_better": metric.lower_is_better,
         "settings": settings.to_json(),
         "budget": {
-            "rule": ("both strategies run the same search flags (epochs, shared-weight "
-                     "steps); random search spends the ENAS controller phase's validation "
-                     "batches on its derivation (--search_strategy's rule)"),
+            "rule": ("every group runs the same search flags (epochs, shared-weight "
+                     "steps; an ENAS arm adds only its own flags); random search spends the "
+                     "ENAS controller phase's validation batches on its derivation "
+                     "(--search_strategy's rule)"),
             "child_steps": {k: [s["child_steps"] for s in v] for k, v in groups.items()},
             "validation_batches_evaluated": {
                 k: [s["validation_batches_evaluated"] for s in v] for k, v in groups.items()},
         },
-        "strategies": strategies,
+        "groups": spreads,
         RANDOM_ARCS: dict(_spread(random_values), arcs=[
             {"run": r["run"], "arc": r["arc"], key: r[key]}
             for r in data["retrainings"] if r["source"] == "random"]),
         "improvement_over_random_architectures": {
-            strategy: _difference([s[key] for s in groups[strategy]], random_values,
-                                  metric.lower_is_better, settings.seed)
-            for strategy in plan.STRATEGIES},
-        "enas_vs_random_search": _difference(
-            [s[key] for s in groups["enas"]], [s[key] for s in groups["random"]],
-            metric.lower_is_better, settings.seed),
+            group: _difference([s[key] for s in runs], random_values,
+                               metric.lower_is_better, settings.seed)
+            for group, runs in groups.items()},
+        "vs_random_search": {
+            group: _difference([s[key] for s in runs], random_search,
+                               metric.lower_is_better, settings.seed)
+            for group, runs in groups.items() if group != "random"},
         "rank_correlation": _rank_correlations(data, key, metric.lower_is_better),
         "pictures": dict(PICTURES),
     }
@@ -217,7 +223,7 @@ def draw(study, report, directory):
     key = report["metric"]
     fig, ax = plt.subplots(figsize=(6, 4))
     groups = [(f"{k} search", [s[key] for s in v["per_seed"]])
-              for k, v in report["strategies"].items()]
+              for k, v in report["groups"].items()]
     groups.append(("random arcs", [a[key] for a in report[RANDOM_ARCS]["arcs"]]))
     for i, (label, values) in enumerate(groups):
         values = _finite(values)  # diverged models are counted in report.md
@@ -284,9 +290,9 @@ def markdown(report):
             f"{k} {v}" for k, v in report["budget"][name].items()))
     lines += ["", "## Stand-alone test metric", "",
               "| group | n | diverged | mean | std | values |", "|---|---|---|---|---|---|"]
-    for strategy, group in report["strategies"].items():
+    for name, group in report["groups"].items():
         values = ", ".join(f"seed {s['seed']}: {_fmt(s[key])}" for s in group["per_seed"])
-        lines.append(f"| {strategy} search | {group['n']} | {group['diverged']} | "
+        lines.append(f"| {name} search | {group['n']} | {group['diverged']} | "
                      f"{_fmt(group['mean'])} | {_fmt(group['std'])} | {values} |")
     arcs = report[RANDOM_ARCS]
     lines.append(f"| random architectures | {arcs['n']} | {arcs['diverged']} | "
@@ -302,7 +308,7 @@ def markdown(report):
               "|---|---|---|---|---|---|---|"]
     rows = [(f"{k} search - random architectures", v)
             for k, v in report["improvement_over_random_architectures"].items()]
-    rows.append(("enas search - random search", report["enas_vs_random_search"]))
+    rows += [(f"{k} search - random search", v) for k, v in report["vs_random_search"].items()]
     for label, d in rows:
         ci = "n/a" if d["bootstrap_ci95"] is None else (
             f"[{_fmt(d['bootstrap_ci95'][0])}, {_fmt(d['bootstrap_ci95'][1])}]")

@@ -9,7 +9,8 @@ Scoring runs in the study's process, one search at a time with
 ``keras.backend.clear_session()`` in between (a subprocess per search
 would import TensorFlow once more per search); each search's scores are
 cached in ``scores/<search name>.json`` as soon as they exist, so a resume
-or a crash during scoring redoes at most one search.
+or a crash during scoring redoes at most one search, and arcs added later
+(a new arm's) are the only ones scored then.
 """
 
 import os
@@ -41,15 +42,18 @@ def shared_weight_scores(search_dir, arcs):
 
 
 def cached_scores(study_dir, search_name, search_dir, arcs):
-    """``shared_weight_scores`` of the search, read from the study's cache when it
-    holds these arcs, else computed and cached."""
+    """``shared_weight_scores`` of the search, from the study's cache for the arcs
+    it holds; only the others (an added arm's) are scored, then cached."""
     path = os.path.join(study_dir, SCORES, f"{search_name}.json")
-    if os.path.exists(path):
-        cached = run_dir.read_json(path)
-        if cached["arcs"] == list(arcs):
-            return cached["scores"]
-    scores, checkpoint = shared_weight_scores(search_dir, arcs)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    run_dir.write_json(path, {"arcs": list(arcs), "scores": scores,
-                              "checkpoint": os.path.basename(checkpoint)})
-    return scores
+    cached = run_dir.read_json(path) if os.path.exists(path) else {"arcs": [], "scores": []}
+    known = dict(zip(cached["arcs"], cached["scores"]))
+    missing = [arc for arc in dict.fromkeys(arcs) if arc not in known]
+    if missing:
+        scores, checkpoint = shared_weight_scores(search_dir, missing)
+        known.update(zip(missing, scores))
+        cached["checkpoint"] = os.path.basename(checkpoint)
+    if missing or cached["arcs"] != list(arcs):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        run_dir.write_json(path, {"arcs": list(arcs), "scores": [known[a] for a in arcs],
+                                  "checkpoint": cached["checkpoint"]})
+    return [known[arc] for arc in arcs]
