@@ -85,12 +85,13 @@ def test_batched_sampling_gives_each_arc_its_own_sequential_statistics(name):
                                        getattr(forced, field).numpy(), rtol=1e-5, atol=1e-6)
 
 
-def test_score_batch_equals_k_score_calls():
+@pytest.mark.parametrize("centered", [False, True])
+def test_score_batch_equals_k_score_calls(centered):
     def make():
         keras.utils.set_random_seed(4)
         controller = CONTROLLERS["macro"]()
         return reinforce.Reinforce(controller, keras.optimizers.SGD(1.0), baseline_decay=0.5,
-                                   entropy_weight=0.1, penalty_weight=0.3)
+                                   entropy_weight=0.1, penalty_weight=0.3, centered=centered)
 
     # Reward metric: a function of the arc; the third arc's is NaN (dropped).
     def metric(arc, nan):
@@ -110,6 +111,12 @@ def test_score_batch_equals_k_score_calls():
     for a, b in zip(batched.accumulators, one_by_one.accumulators):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6)
     assert float(batched.baseline) == pytest.approx(float(one_by_one.baseline))
+    if centered:
+        for a, b in zip(batched.score_accumulators, one_by_one.score_accumulators):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6)
+        kept = np.delete(out["reward"].numpy(), 2)
+        assert float(batched.reward_sum) == pytest.approx(kept.sum(), rel=1e-5)
+        assert float(one_by_one.reward_sum) == pytest.approx(kept.sum(), rel=1e-5)
 
 
 def test_batch_size_must_divide_the_arcs_per_update(tmp_path):

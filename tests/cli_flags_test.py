@@ -44,6 +44,9 @@ def assert_one_line_error(module, args, message, tmp_path, capsys):
     (["--child_fixed_arc=1 0 0 1 3 0 2"], "add --nocontroller_training"),
     (["--data_path=/nonexistent/ptb"], "/nonexistent/ptb"),
     (["--search_for=micro"], "--search_for must be 'enas'"),
+    (["--controller_shared_batch", "--controller_num_aggregate=1"],
+     "--controller_shared_batch needs --controller_num_aggregate >= 2 (one arc centred on "
+     "its own reward learns nothing). Received: 1"),
 ])
 def test_search_ptb(tmp_path, capsys, args, message):
     assert_one_line_error(search_ptb, PTB_TINY + args, message, tmp_path, capsys)

@@ -66,6 +66,31 @@ class ReinforceTest:
         assert int(rl.num_accumulated) == 0
         assert all(not np.any(a.numpy()) for a in rl.accumulators)
 
+    def test_a_centred_update_subtracts_the_updates_mean_reward(self):
+        ctrl = rnn_controller.RnnController(3, lstm_size=4, init_range=0.3)
+        ctrl.build()
+        rl = reinforce.Reinforce(ctrl, keras.optimizers.SGD(1.0), baseline_decay=0.9,
+                                 penalty_weight=0.0, centered=True)
+        before = [v.numpy().copy() for v in rl.variables_to_train]
+        rewards = [1.0, 5.0, np.nan, 3.0]  # the NaN arc is dropped
+        outs = [rl.score(tf.constant([3, s]), lambda arc, r=r: (tf.constant(r), 0.0))
+                for s, r in enumerate(rewards)]
+        kept = [out for out in outs if np.isfinite(float(out["reward"]))]
+        mean = np.mean([float(out["reward"]) for out in kept])
+        expected = [np.zeros_like(b) for b in before]
+        for out in kept:
+            with tf.GradientTape() as tape:
+                loss = -ctrl.sample(None, arc=out["arc"]).log_prob * (float(out["reward"]) - mean)
+            for e, g in zip(expected, tape.gradient(loss, rl.variables_to_train)):
+                e += tf.convert_to_tensor(g).numpy() / len(kept)
+        # The EMA baseline still moves and is reported.
+        assert float(outs[1]["baseline"]) == pytest.approx(1.0)
+        rl.apply()
+        for b, v, e in zip(before, rl.variables_to_train, expected):
+            np.testing.assert_allclose(v.numpy(), b - e, rtol=1e-4, atol=1e-6)
+        assert float(rl.reward_sum) == 0.0
+        assert all(not np.any(a.numpy()) for a in rl.score_accumulators)
+
     def test_positive_advantage_makes_the_arc_more_likely(self):
         rl = make(decay=0.0, lr=0.5)
         rl.update_baseline(tf.constant(0.0))

@@ -79,17 +79,18 @@ class RoundTripTest:
                      "valid_file", "test_file"):
             del obj["data"][name]
         del obj["task"]["ops"]
-        del obj["controller"]["adam_epsilon"]
+        del obj["controller"]["adam_epsilon"], obj["controller"]["shared_batch"]
         (tmp_path / "config.json").write_text(json.dumps(obj))
         assert run_config.load(str(tmp_path)) == config
 
-    def test_a_version_2_file_loads_with_the_official_controller_epsilon(self, tmp_path):
+    def test_a_version_2_file_loads_with_the_official_controller_settings(self, tmp_path):
         config = ptb_run(str(tmp_path))
         obj = config.to_json()
         obj["version"] = 2
-        del obj["controller"]["adam_epsilon"]
+        del obj["controller"]["adam_epsilon"], obj["controller"]["shared_batch"]
         (tmp_path / "config.json").write_text(json.dumps(obj))
-        assert run_config.load(str(tmp_path)).controller.adam_epsilon == 1e-3
+        controller = run_config.load(str(tmp_path)).controller
+        assert controller.adam_epsilon == 1e-3 and controller.shared_batch is False
         obj["version"] = 3
         (tmp_path / "config.json").write_text(json.dumps(obj))
         with pytest.raises(run_config.RunConfigError, match="controller.adam_epsilon is missing"):

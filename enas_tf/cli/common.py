@@ -116,6 +116,11 @@ flags.DEFINE_float("controller_adam_epsilon", 1e-3, "Epsilon of the controller's
                    "(official 1e-3: below it Adam turns into SGD at lr / epsilon, and "
                    "small rewards then leave the policy where it started; 1e-8 does not).",
                    lower_bound=1e-12)
+flags.DEFINE_boolean("controller_shared_batch", False, "Score the arcs of one controller "
+                     "update on one validation batch and centre each reward on their mean "
+                     "(removes the batch's effect from the policy gradient); needs "
+                     "--controller_num_aggregate >= 2. Off: one batch per arc, EMA baseline "
+                     "(official).")
 flags.DEFINE_float("controller_tanh_constant", 2.5, "Logits become c * tanh(logits).",
                    lower_bound=0.0)
 flags.DEFINE_float("controller_temperature", 5.0, "Logits are divided by this first "
@@ -173,6 +178,7 @@ _FLAG_NAMES = {"strategy": "--distribution_strategy", "num_cpu_devices": "--num_
                "reset_output_dir": "--reset_output_dir",
                "controller_batch_arcs": "--controller_batch_arcs",
                "controller_num_aggregate": "--controller_num_aggregate",
+               "controller_shared_batch": "--controller_shared_batch",
                "search_strategy": "--search_strategy",
                "arc": "--child_fixed_arc (or --child_fixed_arc_file)",
                "supernet": "--supernet", "data_path": "--data_path"}
@@ -286,7 +292,8 @@ def run_config(family, task_config, arc_text, data, modules, output_dir, chief=T
         temperature=FLAGS.controller_temperature, lr=FLAGS.controller_lr,
         entropy_weight=FLAGS.controller_entropy_weight,
         baseline_decay=FLAGS.controller_bl_dec,
-        adam_epsilon=FLAGS.controller_adam_epsilon, **controller_settings)
+        adam_epsilon=FLAGS.controller_adam_epsilon,
+        shared_batch=FLAGS.controller_shared_batch, **controller_settings)
     return run_config_lib.RunConfig(
         family=family, task=task_config, loop=loop, controller=controller, data=data,
         seed=FLAGS.seed, strategy=FLAGS.distribution_strategy,

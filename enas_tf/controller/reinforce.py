@@ -9,6 +9,14 @@ into accumulators; ``apply()`` averages the accumulated gradients of
 SyncReplicasOptimizer with ``replicas_to_aggregate`` did.
 ``score_batch(seeds, rewards_fn)`` does the same for K arcs in one step.
 
+``centered=True`` replaces the EMA baseline in the update by the mean
+reward of the update's arcs (meant for arcs scored on one shared batch):
+the gradient (1/n) sum_i (r_i - mean r) grad(-log p_i) is linear in the
+rewards, so it is accumulated as two sums, sum_i r_i grad(-log p_i) and
+sum_i grad(-log p_i), with the rewards' sum, and combined in ``apply()``.
+The EMA baseline still moves, and ``advantage`` and ``loss`` are still
+reported against it.
+
 Deliberate differences from the official code: the advantage uses the
 baseline from before this reward's update (the official graph read it in an
 unordered race with the update), and the baseline starts at the first
@@ -24,8 +32,9 @@ class Reinforce(tf.Module):
     """Policy-gradient state and steps for one controller."""
 
     def __init__(self, controller, optimizer, baseline_decay=0.99,
-                 entropy_weight=0.0, penalty_weight=0.0, name="reinforce"):
+                 entropy_weight=0.0, penalty_weight=0.0, centered=False, name="reinforce"):
         super().__init__(name=name)
+        self.centered = centered
         self.controller = controller
         self.optimizer = optimizer
         self.baseline_decay = baseline_decay
@@ -37,9 +46,10 @@ class Reinforce(tf.Module):
         if not controller.built:
             controller.build()
         self.variables_to_train = list(controller.trainable_variables)
-        self.accumulators = [
-            tf.Variable(tf.zeros_like(v), trainable=False, name="accumulator")
-            for v in self.variables_to_train]
+        self.accumulators = self._zeros("accumulator")
+        if centered:  # only then, so the official trainer's checkpoints keep their keys
+            self.score_accumulators = self._zeros("score_accumulator")  # sum grad(-log p)
+            self.reward_sum = tf.Variable(0.0, trainable=False, name="reward_sum")
         # Building the optimizer's slots now keeps the update step to one trace.
         optimizer.build(self.variables_to_train)
 
@@ -56,16 +66,18 @@ class Reinforce(tf.Module):
 
     def score(self, seed, reward_fn):
         """Samples an arc, rewards it, accumulates its policy gradient."""
-        with tf.GradientTape() as tape:
+        with tf.GradientTape(persistent=self.centered) as tape:
             sample = self.controller.sample(seed)
             with tape.stop_recording():
                 reward, metric, baseline, advantage = self._judge(
                     sample, reward_fn, self._baseline_for)
             loss = self._loss(sample, advantage)
-        grads = tape.gradient(loss, self.variables_to_train)
+            update_loss = self._loss(sample, reward) if self.centered else loss
+            score = -sample.log_prob
         finite = tf.math.is_finite(loss)
         # A non-finite reward or loss is dropped, not averaged in.
-        self._accumulate(guard.zero_unless(finite, grads), tf.cast(finite, tf.int32))
+        self._accumulate(tape, update_loss, score, finite,
+                         tf.where(finite, reward, 0.0), tf.cast(finite, tf.int32))
         return {"arc": sample.arc, "metric": metric, "reward": reward,
                 "baseline": baseline, "advantage": advantage, "loss": loss,
                 "entropy": sample.entropy, "log_prob": sample.log_prob,
@@ -81,7 +93,7 @@ class Reinforce(tf.Module):
         with the same seeds; the accumulated gradient is the sum of theirs
         (up to float rounding). Returns the same keys as ``score``, each [K].
         """
-        with tf.GradientTape() as tape:
+        with tf.GradientTape(persistent=self.centered) as tape:
             sample = self.controller.sample_batch(seeds)
             with tape.stop_recording():
                 reward, metric, baseline, advantage = self._judge(
@@ -90,14 +102,12 @@ class Reinforce(tf.Module):
             loss = self._loss(sample, advantage)
             finite = tf.math.is_finite(loss)
             # A zero advantage keeps a dropped arc's NaN out of the sum's gradient.
-            kept_advantage = tf.where(finite, advantage, 0.0)
+            kept_advantage = tf.where(finite, reward if self.centered else advantage, 0.0)
             kept_loss = tf.reduce_sum(tf.where(finite, self._loss(sample, kept_advantage), 0.0))
-        grads = tape.gradient(kept_loss, self.variables_to_train)
-        # Only a non-finite controller could still make the sum non-finite:
-        # then the whole batch is dropped.
-        grads_finite = tf.math.is_finite(tf.linalg.global_norm(grads))
-        self._accumulate(guard.zero_unless(grads_finite, grads),
-                         tf.where(grads_finite, tf.reduce_sum(tf.cast(finite, tf.int32)), 0))
+            kept_score = -tf.reduce_sum(tf.where(finite, sample.log_prob, 0.0))
+        self._accumulate(tape, kept_loss, kept_score, None,
+                         tf.reduce_sum(tf.where(finite, reward, 0.0)),
+                         tf.reduce_sum(tf.cast(finite, tf.int32)))
         return {"arc": sample.arc, "metric": metric, "reward": reward,
                 "baseline": baseline, "advantage": advantage, "loss": loss,
                 "entropy": sample.entropy, "log_prob": sample.log_prob,
@@ -116,18 +126,44 @@ class Reinforce(tf.Module):
                        lambda: self.update_baseline(reward),
                        lambda: tf.identity(self.baseline))
 
+    def _zeros(self, name):
+        return [tf.Variable(tf.zeros_like(v), trainable=False, name=name)
+                for v in self.variables_to_train]
+
     def _loss(self, sample, advantage):
         return -sample.log_prob * advantage + self.penalty_weight * sample.penalty
 
-    def _accumulate(self, grads, count):
-        for acc, grad in zip(self.accumulators, grads):
+    def _accumulate(self, tape, update_loss, score, finite, reward_sum, count):
+        """Adds the gradient of ``update_loss`` (and, centred, of ``score`` =
+        -log p and the rewards' sum) to the accumulators. ``finite`` says
+        whether to keep them; None: keep them unless the gradient is not
+        finite (a non-finite controller: the whole batch is dropped)."""
+        grads = tape.gradient(update_loss, self.variables_to_train)
+        if finite is None:
+            finite = tf.math.is_finite(tf.linalg.global_norm(grads))
+        for acc, grad in zip(self.accumulators, guard.zero_unless(finite, grads)):
             acc.assign_add(tf.convert_to_tensor(grad))
-        self.num_accumulated.assign_add(count)
+        self.num_accumulated.assign_add(tf.where(finite, count, 0))
+        if self.centered:
+            scores = tape.gradient(score, self.variables_to_train)
+            for acc, grad in zip(self.score_accumulators, guard.zero_unless(finite, scores)):
+                acc.assign_add(tf.convert_to_tensor(grad))
+            self.reward_sum.assign_add(tf.where(finite, reward_sum, 0.0))
 
     def apply(self):
-        """One optimizer step on the mean accumulated gradient, then reset."""
+        """One optimizer step on the mean accumulated gradient, then reset.
+
+        Centred: the mean of (r_i - mean r) grad(-log p_i) over the update's arcs.
+        """
         count = tf.cast(tf.maximum(self.num_accumulated, 1), tf.float32)
         grads = [acc / count for acc in self.accumulators]
+        if self.centered:
+            mean_reward = self.reward_sum / count
+            grads = [g - mean_reward * acc / count
+                     for g, acc in zip(grads, self.score_accumulators)]
+            for acc in self.score_accumulators:
+                acc.assign(tf.zeros_like(acc))
+            self.reward_sum.assign(0.0)
         self.optimizer.apply_gradients(zip(grads, self.variables_to_train))
         for acc in self.accumulators:
             acc.assign(tf.zeros_like(acc))

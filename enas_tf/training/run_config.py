@@ -28,6 +28,7 @@ from enas_tf.data import ptb
 from enas_tf.search_space import rnn
 from enas_tf.training import cifar_task
 from enas_tf.training import distribute
+from enas_tf.training import errors
 from enas_tf.training import ptb_task
 from enas_tf.training import run_dir
 from enas_tf.training import search
@@ -39,14 +40,15 @@ _ADDED = {2: {"DataConfig": {"dataset", "test_path", "test_fraction", "image_siz
                              "train_file", "valid_file", "test_file"},
               "CifarConfig": {"ops"}, "PtbConfig": {"activations"},
               "RunConfig": {"op_modules"}},
-          3: {"ControllerConfig": {"adam_epsilon"}}}
+          3: {"ControllerConfig": {"adam_epsilon", "shared_batch"}}}
 _READABLE_VERSIONS = (1, 2, 3)
 FAMILIES = ("ptb", "macro", "micro")
 PYTHON_DATA = "python"  # DataConfig.dataset of data given to the Python API
 
 
-class RunConfigError(ValueError):
-    """A config.json (or RunConfig) that cannot describe a run; the message is one line."""
+class RunConfigError(errors.NamesParameters, ValueError):
+    """A config.json (or RunConfig) that cannot describe a run; the message is one
+    line and marks the settings a binary has flags for as ``{name}``."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +59,13 @@ class ControllerConfig:
     whenever a gradient entry is far below 1e-3, which small rewards give
     (a PTB search at hidden 64: entries near 1e-6, and the policy never moved
     in 100 updates); 1e-8 (PyTorch's default) restores Adam's step of about lr.
+
+    ``shared_batch``: the arcs of one update are all scored on one validation
+    batch and each arc's advantage is its reward minus the update's mean
+    reward, so which batch was drawn cancels out (measured on the PTB study:
+    the batch moved a reward more than the arc did). The EMA baseline is
+    still tracked and logged. Off: the official one batch per arc and EMA
+    baseline.
     """
 
     lstm_size: int
@@ -69,6 +78,7 @@ class ControllerConfig:
     skip_target: float = 0.4  # macro: prior P(skip), target of the skip KL penalty
     skip_weight: float = 0.8  # macro: weight of the skip KL penalty
     adam_epsilon: float = 1e-3  # the official controller Adam's
+    shared_batch: bool = False  # one validation batch per update, centred on its mean
 
     def __post_init__(self):
         if not self.adam_epsilon > 0:
@@ -147,6 +157,10 @@ class RunConfig:
         if self.family != "ptb" and self.task.space != self.family:
             raise RunConfigError(f"a {self.family} run needs task.space {self.family!r}. "
                                  f"Received: {self.task.space!r}")
+        if self.controller.shared_batch and self.loop.controller_num_aggregate < 2:
+            raise RunConfigError("{controller_shared_batch} needs {controller_num_aggregate} "
+                                 ">= 2 (one arc centred on its own reward learns nothing). "
+                                 f"Received: {self.loop.controller_num_aggregate}")
         if self.strategy not in distribute.STRATEGIES:
             raise RunConfigError(f"strategy must be one of {', '.join(distribute.STRATEGIES)}. "
                                  f"Received: {self.strategy!r}")
@@ -224,7 +238,8 @@ def build_controller(family, task_config, settings=None):
     optimizer = keras.optimizers.Adam(settings.lr, beta_1=0.0, epsilon=settings.adam_epsilon)
     return controller, reinforce.Reinforce(
         controller, optimizer, baseline_decay=settings.baseline_decay,
-        entropy_weight=settings.entropy_weight, penalty_weight=penalty_weight)
+        entropy_weight=settings.entropy_weight, penalty_weight=penalty_weight,
+        centered=settings.shared_batch)
 
 
 def load_data(config):

@@ -186,13 +186,18 @@ class SearchLoop:
         return self.reinforce.score_batch(
             seeds, lambda arcs: batched_scoring.rewards(self.task, arcs, batches))
 
-    def _score_arcs(self):
-        """Scores the next ``controller_batch_arcs`` arcs; every output has a leading K axis."""
+    def _score_arcs(self, shared_batch=None):
+        """Scores the next ``controller_batch_arcs`` arcs, each on its own validation
+        batch or all on ``shared_batch``; every output has a leading K axis."""
         k = self.config.controller_batch_arcs
+
+        def batch():
+            return self.task.reward_batch() if shared_batch is None else shared_batch
+
         if k == 1:
-            out = self._score(self.task.reward_batch())
+            out = self._score(batch())
             return {name: value.numpy()[np.newaxis] for name, value in out.items()}
-        batches = batched_scoring.stack_batches([self.task.reward_batch() for _ in range(k)])
+        batches = batched_scoring.stack_batches([batch() for _ in range(k)])
         return {name: value.numpy() for name, value in self._score_batch(batches).items()}
 
     # The run ---------------------------------------------------------------
@@ -298,9 +303,11 @@ class SearchLoop:
         cfg = self.config
         records, rewards, arcs, entropies, decision_entropies = [], [], [], [], []
         for _ in range(cfg.controller_train_steps):
+            # A centred update scores all its arcs on one batch (ControllerConfig.shared_batch).
+            shared = self.task.reward_batch() if self.reinforce.centered else None
             for _ in range(cfg.controller_num_aggregate // cfg.controller_batch_arcs):
                 started = time.perf_counter()
-                outs = self._score_arcs()
+                outs = self._score_arcs(shared)
                 # Seconds per scored arc.
                 self.controller_seconds.append(
                     (time.perf_counter() - started) / cfg.controller_batch_arcs)
