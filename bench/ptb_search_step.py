@@ -27,6 +27,7 @@ from absl import flags
 
 import harness
 import machine_limit
+import ptb_flops
 # Defines the flags this benchmark reads (data_path, batch_size, child_precision).
 from enas_tf.cli import common  # noqa: F401  pylint: disable=unused-import
 from enas_tf.data import ptb
@@ -39,14 +40,6 @@ flags.DEFINE_integer("num_nodes", 12, "Cell nodes.")
 flags.DEFINE_integer("bptt", 35, "BPTT length.")
 flags.DEFINE_integer("steps", 20, "Timed steps of each kind (after 3 warm-up).")
 FLAGS = flags.FLAGS
-
-
-def step_flops(batch, bptt, hidden, nodes, vocab):
-    """Forward matmul FLOPs of one window: node 0's input part, N nodes, softmax."""
-    tokens = batch * bptt
-    cell = 2 * tokens * hidden * 2 * hidden * (nodes + 1)
-    softmax = 2 * tokens * hidden * vocab
-    return cell + softmax
 
 
 def main(argv):
@@ -79,7 +72,7 @@ def main(argv):
     child = harness.timed(child_step, FLAGS.steps)
     ctrl = harness.timed(controller_step, FLAGS.steps)
     upd = harness.timed(controller_update, FLAGS.steps)
-    forward = step_flops(FLAGS.batch_size, FLAGS.bptt, FLAGS.hidden_size,
+    forward = ptb_flops.step_flops(FLAGS.batch_size, FLAGS.bptt, FLAGS.hidden_size,
                          FLAGS.num_nodes, data.vocab.size)
     results = {
         "precision": FLAGS.child_precision,
