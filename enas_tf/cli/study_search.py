@@ -3,10 +3,10 @@
 Study:   bin/study_search --flagfile=flags/study_ptb_cpu.cfg
 Resume:  the same command; finished runs are kept, unfinished ones resume.
 
-Runs S seeds of each strategy (and of each --study_arm), retrains every search's arc and R uniformly
-drawn arcs with one protocol, scores every retrained arc with each search's
-shared weights, then writes report.md, report.json and PNGs into --study_dir
-(see enas_tf/study/). Run it from the repository root like the other
+Runs S seeds of each strategy (and of each --study_arm), retrains every
+search's arc and R uniformly drawn arcs with one protocol, scores every
+retrained arc with each search's shared weights, then writes report.md,
+report.json and PNGs into --study_dir (see enas_tf/study/). Run it from the repository root like the other
 binaries: flag files and data paths are relative to the working directory.
 """
 

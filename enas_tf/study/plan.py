@@ -149,7 +149,9 @@ class Study:
         recorded = dict(plan["settings"])
         recorded.setdefault("arms", [])  # a plan.json from before arms
         wanted = settings.to_json()
-        if wanted["arms"][:len(recorded["arms"])] == recorded["arms"]:
+        arms_added = (wanted["arms"] != recorded["arms"]
+                      and wanted["arms"][:len(recorded["arms"])] == recorded["arms"])
+        if arms_added:
             recorded["arms"] = wanted["arms"]  # arms may be added, never changed
         for name, value in wanted.items():
             if value != recorded.get(name):
@@ -159,7 +161,8 @@ class Study:
                     "rerun it with its own settings (arms may only be added after "
                     "its own) or choose another {study_dir}")
         study = cls(directory, settings, plan.get("random_arcs"))
-        study.save()
+        if arms_added:
+            study.save()
         return study
 
     def save(self):
