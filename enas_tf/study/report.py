@@ -221,10 +221,10 @@ def search_curves(search_dir):
 def draw(study, report, directory):
     """Writes the three PNGs of ``PICTURES`` into ``directory``."""
     key = report["metric"]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    groups = [(f"{k} search", [s[key] for s in v["per_seed"]])
+    groups = [(f"{k}\nsearch", [s[key] for s in v["per_seed"]])
               for k, v in report["groups"].items()]
-    groups.append(("random arcs", [a[key] for a in report[RANDOM_ARCS]["arcs"]]))
+    groups.append(("random\narcs", [a[key] for a in report[RANDOM_ARCS]["arcs"]]))
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(groups)), 4))  # labels side by side
     for i, (label, values) in enumerate(groups):
         values = _finite(values)  # diverged models are counted in report.md
         ax.scatter(np.full(len(values), i), values, alpha=0.7)
