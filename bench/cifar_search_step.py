@@ -10,7 +10,10 @@ FLOPs are counted per sampled arc from its op choices (cifar_flops.py;
 training = 3x forward, the micro aux head included as the paper's micro
 search trains it); the conv2d ceiling is measured in the same run at the
 child's first-stage shape (batch x 32 x 32, filters in and out, 3x3), and
-the peak memory is the process's max RSS.
+the peak memory is the process's max RSS. Time to first step is what a
+user waits for: from the process's start (imports, data, model, tracing
+and graph building included) to the end of the first shared-weight step,
+with the peak RSS at that moment (most of it the compiled graph's).
 
     python bench/cifar_search_step.py --space=macro --data_path=../shared/data/cifar10
     python bench/cifar_search_step.py --space=micro --data_path=testdata/cifar10 \\
@@ -18,6 +21,10 @@ the peak memory is the process's max RSS.
     python bench/cifar_search_step.py --space=macro --data_path=../shared/data/cifar10 \\
         --child_precision=mixed_bfloat16
 """
+
+import time
+
+PROCESS_START = time.perf_counter()  # before TensorFlow's import: part of the wait
 
 import tempfile
 
@@ -68,7 +75,7 @@ def main(argv):
     rng = setups.seeded_rng()
     task = cifar_task.CifarTask(config, data, rng)
     controller, reinforce = setups.cifar_controller(config)
-    child_arcs, scored_arcs = [], []
+    child_arcs, scored_arcs, first_step = [], [], {}
     with tempfile.TemporaryDirectory() as scratch:
         loop = setups.search_loop(task, controller, reinforce, rng, scratch)
         task.begin_epoch(0)
@@ -77,6 +84,9 @@ def main(argv):
             arc = loop._sample_arc()  # pylint: disable=protected-access
             task.train_step(arc)  # fetches loss, accuracy, norm
             child_arcs.append(arc.numpy())
+            if len(child_arcs) == 1:
+                first_step.update(seconds=time.perf_counter() - PROCESS_START,
+                                  peak_rss_mb=harness.peak_rss_mb())
 
         def controller_step():
             out = loop._score(task.reward_batch())  # pylint: disable=protected-access
@@ -122,9 +132,10 @@ def main(argv):
         "steps": steps, "conv2d_ceiling": dict(
             shape=[batch, cifar_flops.IMAGE_SIZE, cifar_flops.IMAGE_SIZE, filters, filters, 3],
             **ceiling),
-        "peak_rss_mb": harness.peak_rss_mb(), "traces": traces})
+        "peak_rss_mb": harness.peak_rss_mb(), "first_step": first_step, "traces": traces})
     print(f"conv2d ceiling {peak:.1f} GFLOP/s; peak RSS {results['peak_rss_mb']:.0f} MB; "
-          f"traces: {traces}")
+          f"first step after {first_step['seconds']:.1f} s (peak RSS then "
+          f"{first_step['peak_rss_mb']:.0f} MB); traces: {traces}")
 
 
 if __name__ == "__main__":
