@@ -1,4 +1,6 @@
-"""FusedBatchNorm: statistics, moving averages, slots, and use inside switch_case."""
+"""FusedBatchNorm: statistics, moving averages, slots, and use inside a routed dispatch."""
+
+import functools
 
 import keras
 import numpy as np
@@ -6,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from enas_tf.layers import batch_norm
+from enas_tf.layers import routing
 
 EPS = 1e-3
 
@@ -75,7 +78,7 @@ class FusedBatchNormTest:
         grad = tf.convert_to_tensor(tape.gradient(loss, bn.gamma)).numpy()
         assert np.abs(grad[:2]).sum() == 0 and np.abs(grad[2]).sum() > 0
 
-    def test_inside_switch_case_only_the_branch_taken_updates_its_averages(self):
+    def test_inside_a_dispatch_only_the_option_taken_updates_its_averages(self):
         bns = [batch_norm.FusedBatchNorm() for _ in range(3)]
         x = images(5)
         for bn in bns:
@@ -83,7 +86,8 @@ class FusedBatchNormTest:
 
         @tf.function
         def step(index):
-            return tf.switch_case(index, [lambda bn=bn: bn(x, training=True) for bn in bns])
+            return routing.dispatch(
+                index, [functools.partial(bn, training=True) for bn in bns], x)
 
         step(tf.constant(1))
         moved = [bool(np.any(bn.moving_mean.numpy() != 0)) for bn in bns]

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from enas_tf.layers import candidate_ops
+from enas_tf.layers import routing
 from enas_tf.search_space import macro, micro
 
 B, H, C = 2, 8, 4
@@ -94,7 +95,7 @@ class CandidateOpsTest:
         assert candidate_ops.pool(x, "max", 2).numpy().ravel().tolist() == [10, 11, 14, 15]
 
     @pytest.mark.parametrize("strides", [1, 2])
-    def test_max_pool_gradient_is_tfs_also_inside_a_switch_case(self, strides):
+    def test_max_pool_gradient_is_tfs_also_inside_a_dispatch(self, strides):
         x = tf.nn.relu(images(7))  # many tied zeros
         dy = images(8, (B, H // strides, H // strides, C))
 
@@ -102,9 +103,9 @@ class CandidateOpsTest:
         def grads(branch):
             with tf.GradientTape(persistent=True) as tape:
                 tape.watch(x)
-                ours = tf.switch_case(branch, [
-                    lambda: candidate_ops.pool(x, "max", strides),
-                    lambda: candidate_ops.pool(x, "avg", strides)])
+                ours = routing.dispatch(branch, [
+                    lambda x: candidate_ops.pool(x, "max", strides),
+                    lambda x: candidate_ops.pool(x, "avg", strides)], x)
                 want = tf.nn.max_pool2d(x, 3, strides, "SAME")
             return ours, tape.gradient(ours, x, dy), want, tape.gradient(want, x, dy)
 

@@ -77,3 +77,67 @@ class RoutedStatesTest:
             routed.add(x)
         assert [float(routed.read(k)[0]) for k in (0, 1)] == [2.0, 1.0]
         assert routed.outputs == states
+
+
+class DispatchTest:
+    """``routing.dispatch`` against calling the chosen fn directly."""
+
+    def setup_method(self):
+        rng = np.random.default_rng(0)
+        self.x = tf.constant(rng.normal(size=(2, 3)), tf.float32)
+        self.w = [tf.Variable(rng.normal(size=(3, 3)).astype(np.float32), name=f"w{i}")
+                  for i in range(2)]
+        # One counter per fn: tf.function chains the updates of one resource,
+        # so options must not share one (dispatch's docstring).
+        self.runs = [tf.Variable(0) for _ in range(3)]
+        self.fns = [self.counted(0, lambda x: tf.tanh(x @ self.w[0])),
+                    self.counted(1, lambda x: x @ self.w[1] * x),
+                    self.counted(2, tf.identity)]
+
+    def counted(self, i, fn):
+        """``fn`` that counts its runs (an update that reads its input, as a BN's does)."""
+        def run(x):
+            y = fn(x)
+            count = tf.cast(tf.math.is_finite(tf.reduce_sum(y)), tf.int32)  # reads y's values
+            self.runs[i].assign_add(count)
+            return y
+        return run
+
+    def loss_and_grads(self, fn):
+        with tf.GradientTape() as tape:
+            tape.watch(self.x)
+            loss = tf.reduce_sum(fn() * tf.range(1.0, 4.0))
+        return [loss] + tape.gradient(loss, [self.x] + self.w)
+
+    @pytest.mark.parametrize("choice", [0, 1, 2])
+    def test_compiled_value_and_gradients_equal_the_chosen_fn(self, choice):
+        compiled = tf.function(lambda c: self.loss_and_grads(
+            lambda: routing.dispatch(c, self.fns, self.x)))
+        got = compiled(tf.constant(choice))
+        want = self.loss_and_grads(lambda: self.fns[choice](self.x))
+        for i, (g, w) in enumerate(zip(got, want)):
+            if w is None:  # a weight the chosen fn does not read: zeros, not None
+                np.testing.assert_array_equal(g.numpy(), 0.0, err_msg=str(i))
+            else:
+                np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-5, err_msg=str(i))
+        assert compiled.experimental_get_tracing_count() == 1
+
+    def test_only_the_chosen_fn_runs(self):
+        compiled = tf.function(lambda c: self.loss_and_grads(
+            lambda: routing.dispatch(c, self.fns, self.x)))
+        compiled(tf.constant(1))
+        compiled(tf.constant(2))
+        assert [int(r) for r in self.runs] == [0, 1, 1]
+
+    def test_a_fn_that_ignores_its_input_cannot_answer_for_another(self):
+        fns = [lambda x: tf.fill([2, 3], 7.0), lambda x: x + 1.0]
+        compiled = tf.function(lambda c: routing.dispatch(c, fns, self.x))
+        for _ in range(5):
+            np.testing.assert_array_equal(compiled(tf.constant(1)).numpy(), self.x + 1.0)
+        np.testing.assert_array_equal(compiled(tf.constant(0)).numpy(), 7.0)
+
+    def test_an_int_or_eager_choice_calls_the_fn(self):
+        want = self.fns[1](self.x).numpy()
+        for choice in (1, tf.constant(1)):
+            np.testing.assert_array_equal(routing.dispatch(choice, self.fns, self.x), want)
+        assert [int(r) for r in self.runs] == [0, 3, 0]

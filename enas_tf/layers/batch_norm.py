@@ -2,9 +2,9 @@
 
 Keras 3 ``BatchNormalization`` is not fused; ``fused_batch_norm`` was ~18%
 faster on this CPU, and it is the op the official code used. The layer is
-safe inside ``tf.switch_case`` branches: its variables exist from build(),
-and the moving averages are assigned inside the branch, so only the op that
-ran updates its statistics.
+safe inside a routed dispatch (``routing.dispatch``, or ``tf.switch_case``):
+its variables exist from build(), and the moving averages are assigned from
+the routed input, so only the op that ran updates its statistics.
 
 ``batch_stats_only=True`` is the official micro search's normalization: it
 always uses the batch statistics (training or not) and keeps no moving

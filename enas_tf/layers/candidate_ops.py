@@ -6,7 +6,7 @@ same name means different blocks in the two spaces, as in the official
 code. ``block_factory`` gives the factory of any registered name: a user's
 op (``search_space.ops.register_op``) comes wrapped in ``CustomOp``, which
 takes the same arguments. Every block creates all its variables in build(),
-so a parent can build every candidate before ``tf.switch_case`` picks one
+so a parent can build every candidate before ``routing.dispatch`` picks one
 inside a traced step, and every block computes its output shape without
 running.
 
@@ -27,6 +27,7 @@ import keras
 import tensorflow as tf
 
 from enas_tf.layers import batch_norm
+from enas_tf.layers import routing
 from enas_tf.search_space import ops as op_registry
 
 
@@ -358,13 +359,13 @@ class CustomOp(_Block):
     The user's ``factory(filters, strides)`` makes one layer per slot (one
     when ``slots`` is None): like the official ops, a micro search op keeps
     a copy of its weights per input it may read, and a tensor ``slot`` picks
-    the copy with ``tf.switch_case``. The copies are built here, and the
+    the copy with ``routing.dispatch``. The copies are built here, and the
     first one's output shape is checked then, so a wrong factory fails when
     the model is built, naming its op. ``batch_stats_only`` is the parent's
     BN mode, which a user layer cannot take: it sees ``training`` and
     normalizes as it was built to. The output is cast to this block's
     compute dtype, so a layer of another dtype policy still joins the
-    official ops in ``tf.switch_case``. The config records the op's name,
+    official ops in one dispatch. The config records the op's name,
     not the factory.
     """
 
@@ -400,12 +401,12 @@ class CustomOp(_Block):
         return layer
 
     def call(self, x, training=False, slot=None):
-        def run(layer):
+        def run_on(layer, x):
             return tf.cast(layer(x, training=training), self.compute_dtype)
 
         if slot is None:
-            return run(self.copies[0])
-        return tf.switch_case(slot, [lambda layer=layer: run(layer) for layer in self.copies])
+            return run_on(self.copies[0], x)
+        return routing.dispatch(slot, [functools.partial(run_on, layer) for layer in self.copies], x)
 
 
 MACRO_OPS = {

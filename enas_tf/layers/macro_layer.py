@@ -12,7 +12,7 @@ weights. They share the op construction and the output shape (``_MacroLayer``).
 ``MacroSearchLayer`` builds every op of its space (``ops``, registered
 macro op names; by default the official six, ``num_branches`` alone the
 first num_branches of them);
-``tf.switch_case`` on the arc tensor runs only the chosen one, so one
+``routing.dispatch`` on the arc tensor runs only the chosen one, so one
 trace serves every architecture (the official code computed all six and,
 through a late-binding bug, always returned max-pool). Each skip input is
 added to the op output under a ``tf.cond`` on its bit, then BN
@@ -30,11 +30,14 @@ pool ops at all.
 Both take the same call arguments, so a child calls either alike.
 """
 
+import functools
+
 import keras
 import tensorflow as tf
 
 from enas_tf.layers import batch_norm
 from enas_tf.layers import candidate_ops
+from enas_tf.layers import routing
 from enas_tf.search_space import macro
 
 
@@ -91,8 +94,8 @@ class MacroSearchLayer(_MacroLayer):
     def call(self, inputs, arc, training=False, arc_checked=False):
         x = inputs[-1]
         op_index, *skips = tf.unstack(self._choices(arc, arc_checked))
-        out = tf.switch_case(op_index, [
-            lambda op=op: op(x, training=training) for op in self.ops])
+        out = routing.dispatch(op_index, [functools.partial(op, training=training)
+                                          for op in self.ops], x)
         if self.layer_id == 0:
             return out
         for bit, y in zip(skips, inputs):

@@ -22,7 +22,7 @@ every (node, input position) with one weight copy per input the node may
 read (``w[prev_cell]``), so an op's weights are specialised to where they
 read from. The input is picked by routing (``routing.RoutedStates``: its
 gradient flows back to the picked state only, where ``tf.switch_case``
-would add zeros into every other one), then ``tf.switch_case`` runs only
+would add zeros into every other one), then ``routing.dispatch`` runs only
 the chosen op, which slices out its chosen copy. Every BN uses batch
 statistics. The loose ends are found from the arc tensor: one ReLU-1x1
 conv-BN maps the concatenation of all B+2 states to ``filters`` channels
@@ -45,6 +45,8 @@ identity when a keep probability is passed.
 
 Both take the same call arguments, so a child calls either alike.
 """
+
+import functools
 
 import keras
 import tensorflow as tf
@@ -177,9 +179,9 @@ class MicroSearchCell(_MicroCell):
             for p in range(2):
                 k = 2 * b + p
                 x = routed.read(k)
-                summed += tf.switch_case(ops[k], [
-                    lambda o=o: o(x, training=training, slot=sources[k])
-                    for o in self.node_ops[k]])
+                summed += routing.dispatch(ops[k], [
+                    functools.partial(o, training=training, slot=sources[k])
+                    for o in self.node_ops[k]], x)
             routed.add(summed)
         used = tf.reduce_max(tf.one_hot(choices[0::2], self.num_nodes + 2), axis=0)
         return self.combine(tf.concat(routed.outputs, axis=-1), training=training,

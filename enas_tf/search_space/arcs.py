@@ -57,8 +57,9 @@ class SearchSpace(abc.ABC):
     def check_tensor(self, arc) -> tf.Tensor:
         """``arc`` as int32 [arc_length], after an in-graph check with ``validate``'s messages.
 
-        ``tf.switch_case`` runs its last branch for an out-of-range index, so
-        every arc tensor passes through here before a layer reads it. A bad
+        An out-of-range index takes no routed option (and ``tf.switch_case``
+        runs its last branch for it), so every arc tensor passes through here
+        before a layer reads it. A bad
         arc fails as an InvalidArgumentError with ``validate``'s message for
         it. What comes back is the arc fitted to the space's length, so a
         layer never indexes past a short arc and a wrong length gets its own

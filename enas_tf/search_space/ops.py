@@ -17,7 +17,7 @@ package. The public factory contracts:
   get ``strides=1``; a micro reduction cell gives its ops on the cell
   inputs ``strides=2``). The layer must create its variables in
   ``build()``: a search layer builds every candidate before
-  ``tf.switch_case`` picks one inside a traced step.
+  ``routing.dispatch`` picks one inside a traced step.
 * rnn: ``activation(x) -> tensor``, elementwise (same shape and dtype);
   its derivative for the cell's hand-written backward pass comes from
   autodiff.

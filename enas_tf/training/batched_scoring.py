@@ -6,11 +6,11 @@ batch i, and reward i equals ``task.reward(arcs[i], batch_i)``.
 
 The K rewards run as an in-graph loop of the one-arc reward (two
 iterations at a time), which saves the per-call overhead. They are not
-vectorized over the arcs (``tf.vectorized_map``): the PTB cell routes its
-choices with ``Switch``/``Merge``, which pfor cannot convert, and inside
-the CIFAR ``switch_case`` branches the per-slot weight picks and the
-depthwise convolutions fall back to while loops, which fail when no arc
-takes a branch.
+vectorized over the arcs (``tf.vectorized_map``): the children route their
+choices with ``Switch``/``Merge``, which pfor cannot convert (inside the
+CIFAR ops' former ``switch_case`` branches the per-slot weight picks and the
+depthwise convolutions fell back to while loops, which failed when no arc
+took a branch).
 """
 
 import tensorflow as tf

@@ -1,7 +1,7 @@
 """Nesterov-momentum SGD with l2 that trains only the weights a step used.
 
-In a compiled ENAS search step the gradients of the ``tf.switch_case``
-branches not taken (and of masked skip inputs, and of weight copies for
+In a compiled ENAS search step the gradients of the ops the arc did not
+choose (and of masked skip inputs, and of weight copies for
 inputs not read) are dense zeros. Plain momentum would keep moving those
 weights with their old velocity, and l2 would keep shrinking them: training
 ops the step's architecture did not contain. ENAS says a weight outside the
