@@ -69,14 +69,15 @@ class MirroredTest:
         variances = [v for v in variables if v["name"].endswith("moving_variance")]
         assert all(v["diff"] < 5e-3 for v in variances), variances
         # Everything else moved as on one device up to the order of float
-        # additions: ~4e-6 of the update, ~1e-3 when that rounding puts a
-        # pre-activation on the other side of a ReLU (a third of the micro
-        # runs, by the random initial weights); a wrong sum over the replicas
-        # is off by ~0.5 of the update.
+        # additions: ~4e-6 of the update; more when that rounding puts a
+        # pre-activation on the other side of a ReLU, by how much depends on
+        # the CPU's kernels (~1e-3 in a third of the micro runs on one AMD
+        # machine, 1.2e-2 once in CI). A wrong sum over the replicas is off
+        # by ~0.5 of the update, a mean instead of a sum by exactly that.
         rest = [v for v in variables if v not in variances]
         diff = math.hypot(*(v["diff_norm"] for v in rest))
         update = math.hypot(*(v["update_norm"] for v in rest))
-        assert diff < 1e-2 * update, (diff, update)
+        assert diff < 0.1 * update, (diff, update)
 
 
 class MultiWorkerTest:
