@@ -51,10 +51,12 @@ def _max_pool(x, ksize, strides, padding):
     """``tf.nn.max_pool2d`` whose gradient recomputes the pooling next to it.
 
     The oneDNN max-pool gradient needs its forward op in the same graph;
-    inside a ``tf.switch_case`` branch the forward op sits in another branch
+    inside a ``tf.switch_case`` branch the forward op sat in another branch
     function, and the fallback kernel was ~15x slower (a tenth of a macro
-    search step). Recomputing the forward pass is cheap; the gradient is the
-    same (the first maximum of each window).
+    search step). ``routing.dispatch`` keeps both in one graph, but the plain
+    gradient measured no faster there (bench/RESULTS.md, 2026-12-06), and
+    this one holds wherever the op runs. Recomputing the forward pass is
+    cheap; the gradient is the same (the first maximum of each window).
     """
     @tf.custom_gradient
     def max_pool(x):

@@ -97,9 +97,11 @@ def dispatch(choice, fns, x):
                 d_own = tape.gradient(output, [routed, *own], output_gradients=branch(taken, dy),
                                       unconnected_gradients=tf.UnconnectedGradients.ZERO)
                 dx.append(d_own[0])
+                # A zero live only if the option was not taken: its weights'
+                # zero gradients are filled only then.
+                untaken = tf.raw_ops.Switch(data=tf.zeros([], dy.dtype), pred=taken).output_false
                 for variable, d in zip(own, d_own[1:]):
-                    skip = tf.raw_ops.Switch(data=tf.zeros(variable.shape, variable.dtype),
-                                             pred=taken).output_false
+                    skip = tf.fill(variable.shape, tf.cast(untaken, variable.dtype))
                     dvars[variable.ref()] = merge([skip, d])
             # Variables read but not differentiated (a BN's moving averages): None.
             return merge(dx), [dvars.get(v.ref()) for v in variables or ()]
