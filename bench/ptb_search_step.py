@@ -9,7 +9,8 @@ from the shapes (matmuls only; backward = 2x forward). The matmul
 ceilings (2048 square; the cell's own 64x1000 @ 1000x2000, independent
 repeats and a dependent chain) are measured in the same run, in the
 child's compute dtype, and each step's rate is given as a fraction of
-them. No peer figures here: timings from another sitting do not compare;
+them; each step's floor is its matmuls alone, those chained through time
+at the chain ceiling and the rest at the 2048 one. No peer figures here: timings from another sitting do not compare;
 ``compare_port.py`` runs this script and the PyTorch port alternately in
 one sitting.
 
@@ -97,6 +98,18 @@ def main(argv):
                     ("cell_node", machine_limit.matmul_case(*node_shape, dtype)),
                     ("cell_chain", machine_limit.matmul_chain_case(*node_shape, dtype)))}
     results["matmul_ceilings_gflops_per_second"] = ceilings
+    # The floor: each step's matmuls alone, those chained through time at the
+    # chain ceiling, the rest at the 2048 ceiling (the controller step is a
+    # forward pass: half the chained FLOPs).
+    chained = ptb_flops.chained_training_flops(FLAGS.batch_size, FLAGS.bptt,
+                                               FLAGS.hidden_size, FLAGS.num_nodes) / 1e9
+    for name, chain in (("child_step", chained), ("controller_step", chained / 2)):
+        floor = ptb_flops.floor_seconds(results[f"{name}_gflop"], chain,
+                                        ceilings["cell_chain"], ceilings["square_2048"])
+        results[f"{name}_floor"] = {
+            "seconds": floor, "chained_gflop": chain,
+            "fraction_of_2048_ceiling": results[f"{name}_gflop"] / floor / ceilings["square_2048"],
+            "median_over_floor": results[f"{name}_seconds"]["median"] / floor}
     results["ceiling_dtype"] = dtype.name
     results["peak_rss_mb"] = harness.peak_rss_mb()
     rows = []
@@ -117,6 +130,12 @@ def main(argv):
                          ("/chain ceil", 12, ".2f")], rows)
     print(f"matmul ceilings ({dtype.name}, GFLOP/s): "
           + ", ".join(f"{k} {v:.1f}" for k, v in ceilings.items()))
+    for name in ("child_step", "controller_step"):
+        floor = results[f"{name}_floor"]
+        print(f"{name} floor (matmuls alone, {floor['chained_gflop']:.1f} GFLOP chained at the "
+              f"chain ceiling, the rest at the 2048 one): {floor['seconds']:.3f} s = "
+              f"{floor['fraction_of_2048_ceiling']:.2f} of the 2048 ceiling; "
+              f"median step {floor['median_over_floor']:.2f}x the floor")
     print(f"peak RSS: {results['peak_rss_mb']:.0f} MB")
     print("traces:", results["traces"])
     harness.finish(results)

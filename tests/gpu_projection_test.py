@@ -1,4 +1,5 @@
-"""bench/gpu_projection.py: the paper searches' FLOPs from the presets, and hours from them."""
+"""bench/gpu_projection.py and ptb_flops.py: the paper searches' FLOPs from the
+presets, hours from them, and the PTB step's floor."""
 
 import os
 import sys
@@ -40,3 +41,15 @@ def test_hours_are_flops_over_peak_times_fraction():
     assert f32 == pytest.approx(36e15 / (19.5e12 * 0.5) / 3600)
     assert bf16 == pytest.approx(36e15 / (312e12 * 0.5) / 3600)
     assert hours["GTX 1080 Ti"][1] is None  # no bfloat16 tensor cores
+
+
+def test_the_ptb_floor_puts_the_time_chain_at_its_rate_and_the_rest_at_the_other():
+    train = 3 * ptb_flops.step_flops(64, 35, 1000, 12, 10_000)
+    chained = ptb_flops.chained_training_flops(64, 35, 1000, 12)
+    # Forward: 12 chained [64, 1000] @ [1000, 2000] matmuls a time step (node 0's
+    # hidden part and 11 nodes); backward: their input gradients, as many.
+    assert chained == 2 * 35 * 12 * (2 * 64 * 1000 * 2000)
+    assert chained < train / 2
+    assert ptb_flops.floor_seconds(train, chained, 1e11, 1e11) == pytest.approx(train / 1e11)
+    slow_chain = ptb_flops.floor_seconds(train, chained, 5e10, 1e11)
+    assert slow_chain == pytest.approx(train / 1e11 + chained / 1e11)
