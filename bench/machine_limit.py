@@ -8,7 +8,9 @@ paper's size, and the CIFAR search children's 3x3 convolutions. Those
 repeats are independent, so TensorFlow may run two at once; the PTB node
 chain is also measured with each matmul reading the last one's output
 (the cell's forward shape, then its backward data-gradient shape), as the
-recurrence must: the ceiling of the step's sequential part.
+recurrence must, once on one weight and once over the 12 nodes' own
+weights, streamed as the step reads them (96 MB, which the cache does not
+keep): the ceiling of the step's sequential part.
 ``conv2d_ceiling`` serves other benchmarks that divide by the ceiling at
 their own shapes.
 
@@ -31,6 +33,7 @@ MATMULS = {
     "ptb softmax (2240x1000 @ 1000x10000)": (2240, 1000, 10000),
 }
 CHAIN_NAME, CHAIN_SHAPE = "ptb node chain (dependent, fwd + bwd shapes)", (64, 1000, 2000)
+CELL_CHAIN_NAME, CELL_NODES = "ptb cell chain (12 nodes' weights streamed)", 12
 CONVS = {  # batch, size, channels in, channels out, kernel
     "macro search conv3x3 (128x32x32x36)": (128, 32, 36, 36, 3),
     "micro search conv3x3 (160x32x32x20)": (160, 32, 20, 20, 3),
@@ -61,20 +64,28 @@ def matmul_case(m, k, n, dtype):
     return run, 2.0 * m * k * n
 
 
-def matmul_chain_case(m, k, n, dtype):
-    """``--inner`` pairs ``[m, k] @ [k, n]`` then ``[m, n] @ [n, k]``, each reading the last."""
+def matmul_chain_case(m, k, n, dtype, distinct=1):
+    """``--inner`` rounds over ``distinct`` weights ``[k, n]``: ``[m, k] @ W_i``, then
+    ``[m, n] @ W_j^T`` with j counted from the other end, each reading the last.
+
+    With ``distinct`` = the PTB cell's nodes this is its time chain as it
+    runs: each node's weight read forward, then the backward reads them in
+    reverse, ``distinct`` x 8 MB streamed each way instead of one weight
+    kept in cache.
+    """
     x = tf.cast(tf.random.normal([m, k]), dtype)
     # Scaled so values keep their size along the chain (no denormals, no overflow).
-    w_out = tf.cast(tf.random.normal([k, n]) / k ** 0.5, dtype)
-    w_back = tf.cast(tf.random.normal([n, k]) / n ** 0.5, dtype)
+    weights = [tf.cast(tf.random.normal([k, n]) / (k * n) ** 0.25, dtype)
+               for _ in range(distinct)]
 
     @tf.function
     def run():
         h = x
         for _ in range(FLAGS.inner):
-            h = tf.matmul(tf.matmul(h, w_out), w_back)
+            for i in range(distinct):
+                h = tf.matmul(tf.matmul(h, weights[i]), weights[-1 - i], transpose_b=True)
         return tf.cast(tf.reduce_sum(h[0, :1]), tf.float32)
-    return run, 2 * 2.0 * m * k * n
+    return run, distinct * 2 * 2.0 * m * k * n
 
 
 def conv_case(batch, size, c_in, c_out, kernel, dtype):
@@ -103,6 +114,7 @@ def main(argv):
     for dtype in (tf.float32, tf.bfloat16):
         named = [(name, matmul_case(*shape, dtype)) for name, shape in MATMULS.items()]
         named.append((CHAIN_NAME, matmul_chain_case(*CHAIN_SHAPE, dtype)))
+        named.append((CELL_CHAIN_NAME, matmul_chain_case(*CHAIN_SHAPE, dtype, CELL_NODES)))
         named += [(name, conv_case(*shape, dtype)) for name, shape in CONVS.items()]
         for name, (fn, flop) in named:
             figures = time_case(fn, flop)
