@@ -74,8 +74,8 @@ class MirroredTest:
         # micro runs on one AMD machine). Micro, in two full CI runs: 1.2e-2
         # and 0.10; alone ~5e-6, beside a CI run up to 5.8e-4 (the switch_case
         # graph stayed at ~5e-6 there): cause not yet known, the message
-        # names the variables. A wrong sum over the
-        # replicas is off by ~0.5 of the update, a mean for a sum by exactly that.
+        # names the variables. A wrong sum over the replicas is off by ~0.5
+        # of the update, a mean for a sum by exactly that.
         rest = [v for v in variables if v not in variances]
         diff = math.hypot(*(v["diff_norm"] for v in rest))
         update = math.hypot(*(v["update_norm"] for v in rest))
